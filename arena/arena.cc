@@ -1,0 +1,461 @@
+#include "arena/arena.h"
+
+#include <cstring>
+
+#include "absl/numeric/bits.h"
+#include "arena/internal/block.h"
+#include "arena/internal/check.h"
+#include "arena/internal/runtime.h"
+
+namespace arena {
+
+using internal::BlockHeader;
+using internal::BlockKind;
+using internal::kBlockHeaderSize;
+using internal::PoisonMemory;
+using internal::Runtime;
+using internal::ThreadCounters;
+using internal::ThreadState;
+using internal::UnpoisonMemory;
+
+namespace {
+
+// Size classes of the free lists. Chunk sizes are multiples of 16: classes
+// 0..63 are 16, 32, ..., 1024 exactly; above 1024 each power of two has four
+// classes with bounds (4 + sub) << (e - 2). A freed chunk goes to the class
+// of the largest bound <= its size; a request looks in the class of the
+// smallest bound >= its size, so any chunk found there is big enough.
+constexpr std::size_t kSmallClasses = 64;
+constexpr std::size_t kMaxClasses = 128;
+
+std::size_t ClassFloor(std::size_t size) {
+  if (size <= 1024) return size / 16 - 1;
+  const int e = 63 - absl::countl_zero(static_cast<std::uint64_t>(size));
+  const std::size_t sub = (size >> (e - 2)) & 3;
+  return kSmallClasses - 1 + (e - 10) * 4 + sub;
+}
+
+std::size_t ClassCeil(std::size_t size) {
+  if (size <= 1024) return size / 16 - 1;
+  const int e = 63 - absl::countl_zero(static_cast<std::uint64_t>(size));
+  const std::size_t sub = (size >> (e - 2)) & 3;
+  std::size_t index = kSmallClasses - 1 + (e - 10) * 4 + sub;
+  if ((size & ((std::size_t{1} << (e - 2)) - 1)) != 0) ++index;
+  return index;
+}
+
+char* AlignUp(char* p, std::size_t alignment) {
+  const auto v = reinterpret_cast<std::uintptr_t>(p);
+  return reinterpret_cast<char*>((v + alignment - 1) & ~(alignment - 1));
+}
+
+// Debug-build guard against two threads inside one arena's slow paths.
+class BusyGuard {
+ public:
+  explicit BusyGuard(std::atomic<int>* busy) : busy_(busy) {
+#if ARENA_DEBUG_CHECKS
+    // Acquire/release: a correct hand-over between threads is ordered by
+    // the caller; this only catches overlap, it synchronizes nothing extra.
+    ARENA_CHECK(busy_->exchange(1, std::memory_order_acquire) == 0,
+                "arena::Arena used by two threads at once (Allocate, Reset "
+                "or destruction concurrent with another use)");
+#endif
+  }
+  ~BusyGuard() {
+#if ARENA_DEBUG_CHECKS
+    busy_->store(0, std::memory_order_release);
+#endif
+  }
+
+ private:
+  std::atomic<int>* const busy_;
+};
+
+}  // namespace
+
+struct Arena::FreeLists {
+  struct Node {
+    Node* next;
+  };
+  std::uint64_t nonempty[kMaxClasses / 64];
+  Node* heads[kMaxClasses];
+};
+
+Arena::Arena() : Arena(ArenaOptions()) {}
+
+Arena::Arena(const ArenaOptions& options)
+    : runtime_(&Runtime::Get()),
+      block_mask_(~(runtime_->config().block_size - 1)),
+      block_size_(runtime_->config().block_size),
+      large_threshold_(runtime_->config().large_threshold),
+      options_(options) {
+  UpdateFastLimit();
+  runtime_->Count(runtime_->Local(), &ThreadCounters::arenas_created, 1);
+}
+
+Arena::~Arena() {
+  ReleaseAll();
+  runtime_->Count(runtime_->Local(), &ThreadCounters::arenas_destroyed, 1);
+}
+
+void Arena::Reset() {
+  ReleaseAll();
+  ++resets_;
+  runtime_->Count(runtime_->Local(), &ThreadCounters::resets, 1);
+}
+
+void Arena::ClaimOwnership() noexcept {
+  const void* token = internal::ThreadToken();
+  // Relaxed: an identity written only by the thread that becomes owner; the
+  // hand-over itself is synchronized by the caller (see arena.h).
+  if (owner_.load(std::memory_order_relaxed) != token) {
+    owner_.store(token, std::memory_order_relaxed);
+  }
+}
+
+void* Arena::AllocateSlowOrThrow(std::size_t bytes, std::size_t alignment) {
+  void* p = AllocateSlow(bytes, alignment);
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
+
+void* Arena::AllocateSlow(std::size_t bytes, std::size_t alignment) noexcept {
+  if (alignment == 0 || (alignment & (alignment - 1)) != 0 ||
+      alignment > block_size_ / 2) {
+    return nullptr;
+  }
+  if (alignment < kGrain) alignment = kGrain;
+  BusyGuard guard(&busy_);
+  ClaimOwnership();
+  // Relaxed peek; the exchange in DrainRemote acquires.
+  if (remote_.load(std::memory_order_relaxed) != nullptr) DrainRemote();
+  void* p = nullptr;
+  if (bytes > large_threshold_) {
+    p = AllocateLarge(bytes, alignment);
+  } else {
+    const std::size_t size = ChunkSize(bytes);
+    if (free_chunks_ != 0 && alignment == kGrain) p = PopFree(size);
+    if (p == nullptr) p = BumpSlow(size, alignment);
+    if (p != nullptr) UnpoisonMemory(p, bytes);
+  }
+  if (p != nullptr) {
+    live_bytes_ += bytes;
+    ++allocations_;
+  }
+  UpdateFastLimit();
+  Publish();
+  return p;
+}
+
+void* Arena::BumpSlow(std::size_t size, std::size_t alignment) noexcept {
+  if (cursor_ != nullptr) {
+    char* p = AlignUp(cursor_, alignment);
+    if (p <= limit_ && size <= static_cast<std::size_t>(limit_ - p)) {
+      cursor_ = p + size;
+      return p;
+    }
+  }
+  BlockHeader* block = NextBlock();
+  if (block == nullptr) return nullptr;
+  block->next.store(blocks_, std::memory_order_relaxed);
+  blocks_ = block;
+  char* start = reinterpret_cast<char*>(block) + kBlockHeaderSize;
+  limit_ = reinterpret_cast<char*>(block) + block_size_;
+  PoisonMemory(start, limit_ - start);
+  // Fits: size <= block_size / 2 and alignment <= block_size / 2.
+  char* p = AlignUp(start, alignment);
+  cursor_ = p + size;
+  ARENA_DCHECK(cursor_ <= limit_, "BumpSlow: chunk larger than a block");
+  return p;
+}
+
+BlockHeader* Arena::NextBlock() noexcept {
+  if (spare_ != nullptr) {
+    BlockHeader* block = spare_;
+    spare_ = block->next.load(std::memory_order_relaxed);
+    return block;
+  }
+  if (options_.max_bytes != 0 && block_bytes_ + block_size_ > options_.max_bytes) {
+    return nullptr;
+  }
+  ThreadState* local = runtime_->Local();
+  BlockHeader* block = runtime_->TakeBlock(local);
+  if (block == nullptr) return nullptr;
+  block->owner = this;
+  ++small_blocks_;
+  block_bytes_ += block_size_;
+  if (!reserved_) {
+    reserved_ = true;
+    // first_block_hint: take the rest of the hinted bytes now, in one go.
+    std::size_t want = options_.first_block_hint > block_size_
+                           ? (options_.first_block_hint + block_size_ - 1) /
+                                     block_size_ -
+                                 1
+                           : 0;
+    for (; want > 0; --want) {
+      if (options_.max_bytes != 0 &&
+          block_bytes_ + block_size_ > options_.max_bytes) {
+        break;
+      }
+      BlockHeader* extra = runtime_->TakeBlock(local);
+      if (extra == nullptr) break;
+      extra->owner = this;
+      PoisonMemory(reinterpret_cast<char*>(extra) + kBlockHeaderSize,
+                   block_size_ - kBlockHeaderSize);
+      extra->next.store(spare_, std::memory_order_relaxed);
+      spare_ = extra;
+      ++small_blocks_;
+      block_bytes_ += block_size_;
+    }
+  }
+  return block;
+}
+
+void* Arena::AllocateLarge(std::size_t bytes, std::size_t alignment) noexcept {
+  if (options_.max_bytes != 0 &&
+      (bytes > options_.max_bytes || block_bytes_ + bytes > options_.max_bytes)) {
+    return nullptr;
+  }
+  BlockHeader* block = runtime_->MapLarge(bytes, alignment);
+  if (block == nullptr) return nullptr;
+  if (options_.max_bytes != 0 && block_bytes_ + block->size > options_.max_bytes) {
+    runtime_->UnmapLarge(block);
+    return nullptr;
+  }
+  block->owner = this;
+  block->prev = nullptr;
+  block->next.store(large_, std::memory_order_relaxed);
+  if (large_ != nullptr) large_->prev = block;
+  large_ = block;
+  ++large_blocks_;
+  block_bytes_ += block->size;
+  large_bytes_ += block->size;
+  runtime_->Count(runtime_->Local(), &ThreadCounters::large_allocations, 1);
+  char* p = AlignUp(reinterpret_cast<char*>(block) + kBlockHeaderSize, alignment);
+  ARENA_DCHECK(reinterpret_cast<std::uintptr_t>(p) - reinterpret_cast<std::uintptr_t>(block) < block_size_,
+               "AllocateLarge: pointer past the first block of its mapping");
+  return p;
+}
+
+void* Arena::PopFree(std::size_t size) noexcept {
+  const std::size_t first = ClassCeil(size);
+  // Look in the class and the next three (one power of two); larger chunks
+  // would waste more than a fresh bump allocation costs.
+  for (std::size_t c = first; c < first + 4 && c < kMaxClasses; ++c) {
+    if ((free_->nonempty[c / 64] >> (c % 64) & 1) == 0) continue;
+    FreeLists::Node* node = free_->heads[c];
+    UnpoisonMemory(node, sizeof(FreeLists::Node));
+    free_->heads[c] = node->next;
+    if (node->next == nullptr) free_->nonempty[c / 64] &= ~(1ull << (c % 64));
+    --free_chunks_;
+    return node;
+  }
+  return nullptr;
+}
+
+void Arena::PushFree(char* chunk, std::size_t size) noexcept {
+  if (free_ == nullptr) {
+    // The table lives in the arena itself; without room the chunk simply
+    // waits for Reset.
+    char* table = static_cast<char*>(BumpSlow(ChunkSize(sizeof(FreeLists)), kGrain));
+    if (table == nullptr) return;
+    UnpoisonMemory(table, sizeof(FreeLists));
+    free_ = ::new (table) FreeLists();
+  }
+  const std::size_t c = ClassFloor(size);
+  auto* node = reinterpret_cast<FreeLists::Node*>(chunk);
+  node->next = free_->heads[c];
+  free_->heads[c] = node;
+  free_->nonempty[c / 64] |= 1ull << (c % 64);
+  ++free_chunks_;
+  PoisonMemory(chunk, size);
+}
+
+void Arena::Deallocate(void* p, std::size_t bytes) noexcept {
+  if (p == nullptr) return;
+  auto* block = reinterpret_cast<BlockHeader*>(
+      reinterpret_cast<std::uintptr_t>(p) & block_mask_);
+  ARENA_DCHECK(block->magic == internal::kBlockMagic && block->owner == this,
+               "arena::Arena::Deallocate: the pointer is not held by this "
+               "arena (freed after Reset, freed twice, or from another arena)");
+  // Relaxed: identity only (see arena.h on hand-over).
+  if (owner_.load(std::memory_order_relaxed) == internal::ThreadToken()) {
+    DeallocateLocal(p, bytes, block);
+    UpdateFastLimit();
+    return;
+  }
+  auto* chunk = static_cast<FreeChunk*>(p);
+  chunk->bytes = bytes;
+  if (block->kind == BlockKind::kSmall && ChunkSize(bytes) > sizeof(FreeChunk)) {
+    PoisonMemory(reinterpret_cast<char*>(p) + sizeof(FreeChunk),
+                 ChunkSize(bytes) - sizeof(FreeChunk));
+  }
+  FreeChunk* head = remote_.load(std::memory_order_relaxed);
+  do {
+    chunk->next = head;
+    // Release: publishes chunk->next/bytes and the caller's last writes to
+    // the memory to the owner's acquire exchange in DrainRemote.
+  } while (!remote_.compare_exchange_weak(head, chunk, std::memory_order_release,
+                                          std::memory_order_relaxed));
+}
+
+void Arena::DeallocateLocal(void* p, std::size_t bytes,
+                            BlockHeader* block) noexcept {
+  live_bytes_ -= bytes;
+  ++deallocations_;
+  if (block->kind == BlockKind::kLarge) {
+    if (block->prev != nullptr) {
+      block->prev->next.store(block->next.load(std::memory_order_relaxed),
+                              std::memory_order_relaxed);
+    } else {
+      large_ = block->next.load(std::memory_order_relaxed);
+    }
+    if (BlockHeader* next = block->next.load(std::memory_order_relaxed)) {
+      next->prev = block->prev;
+    }
+    --large_blocks_;
+    block_bytes_ -= block->size;
+    large_bytes_ -= block->size;
+    runtime_->UnmapLarge(block);
+    return;
+  }
+  char* chunk = static_cast<char*>(p);
+  const std::size_t size = ChunkSize(bytes);
+  if (chunk + size == cursor_) {
+    // The most recent allocation: give it back to the bump pointer.
+    cursor_ = chunk;
+    PoisonMemory(chunk, size);
+    return;
+  }
+  PushFree(chunk, size);
+}
+
+void Arena::DrainRemote() noexcept {
+  // Acquire pairs with the release CAS of remote Deallocate.
+  FreeChunk* list = remote_.exchange(nullptr, std::memory_order_acquire);
+  while (list != nullptr) {
+    UnpoisonMemory(list, sizeof(FreeChunk));
+    FreeChunk* next = list->next;
+    const std::size_t bytes = list->bytes;
+    auto* block = reinterpret_cast<BlockHeader*>(
+        reinterpret_cast<std::uintptr_t>(list) & block_mask_);
+    DeallocateLocal(list, bytes, block);
+    list = next;
+  }
+}
+
+void Arena::Publish() noexcept {
+  ThreadState* local = runtime_->Local();
+  auto delta = [](std::size_t now, std::size_t* published) {
+    const auto d = static_cast<std::int64_t>(now) -
+                   static_cast<std::int64_t>(*published);
+    *published = now;
+    return d;
+  };
+  if (const std::int64_t d = delta(live_bytes_, &published_live_)) {
+    runtime_->Count(local, &ThreadCounters::live_bytes, d);
+  }
+  if (const std::int64_t d = delta(block_bytes_, &published_block_bytes_)) {
+    runtime_->Count(local, &ThreadCounters::in_arena_bytes, d);
+  }
+  if (const std::int64_t d = delta(large_bytes_, &published_large_bytes_)) {
+    runtime_->Count(local, &ThreadCounters::large_bytes, d);
+  }
+}
+
+void Arena::AddCleanup(void* node_memory, void* object, void (*destroy)(void*)) {
+  auto* node = static_cast<CleanupNode*>(node_memory);
+  node->destroy = destroy;
+  node->object = object;
+  node->next = cleanups_;
+  cleanups_ = node;
+}
+
+void Arena::ReleaseAll() noexcept {
+  ClaimOwnership();
+  // Destructors may Deallocate into (or even Create in) this arena: run them
+  // while every block is still here, until none is left.
+  while (cleanups_ != nullptr) {
+    CleanupNode* node = cleanups_;
+    cleanups_ = node->next;
+    node->destroy(node->object);
+  }
+  BusyGuard guard(&busy_);
+  // Pending remote frees die with the blocks; count them as freed.
+  for (FreeChunk* c = remote_.exchange(nullptr, std::memory_order_acquire);
+       c != nullptr;) {
+    UnpoisonMemory(c, sizeof(FreeChunk));
+    FreeChunk* next = c->next;
+    ++deallocations_;
+    c = next;
+  }
+  // Small blocks and spares go back as one list: O(blocks).
+  BlockHeader* head = nullptr;
+  std::size_t count = 0;
+  for (BlockHeader* list : {blocks_, spare_}) {
+    while (list != nullptr) {
+      BlockHeader* next = list->next.load(std::memory_order_relaxed);
+      list->owner = nullptr;
+      PoisonMemory(reinterpret_cast<char*>(list) + kBlockHeaderSize,
+                   block_size_ - kBlockHeaderSize);
+      list->next.store(head, std::memory_order_relaxed);
+      head = list;
+      ++count;
+      list = next;
+    }
+  }
+  ARENA_DCHECK(count == small_blocks_, "Arena: lost track of a block");
+  ThreadState* local = runtime_->Local();
+  runtime_->ReturnBlocks(local, head, count);
+  while (large_ != nullptr) {
+    BlockHeader* next = large_->next.load(std::memory_order_relaxed);
+    large_->owner = nullptr;
+    runtime_->UnmapLarge(large_);
+    large_ = next;
+  }
+  blocks_ = spare_ = nullptr;
+  cursor_ = limit_ = nullptr;
+  small_blocks_ = large_blocks_ = 0;
+  block_bytes_ = large_bytes_ = 0;
+  live_bytes_ = 0;
+  reserved_ = false;
+  free_ = nullptr;
+  free_chunks_ = 0;
+  UpdateFastLimit();
+  Publish();
+}
+
+ArenaStats Arena::stats() const {
+  ArenaStats s;
+  s.live_bytes = live_bytes_;
+  s.block_bytes = block_bytes_;
+  s.blocks = small_blocks_ + large_blocks_;
+  s.large_blocks = large_blocks_;
+  s.allocations = allocations_;
+  s.deallocations = deallocations_;
+  s.resets = resets_;
+  s.fragmentation = FragmentationRatio(block_bytes_, live_bytes_);
+  return s;
+}
+
+absl::Status Configure(const Config& config) {
+  return Runtime::Start(config, nullptr);
+}
+
+absl::Status Configure(const Config& config, PageSource* source) {
+  return Runtime::Start(config, source);
+}
+
+const Config& CurrentConfig() { return Runtime::Get().config(); }
+
+ProcessStats GlobalStats() { return Runtime::Get().Stats(); }
+
+std::size_t ReleaseIdleMemory() { return Runtime::Get().ReleaseIdleMemory(); }
+
+std::size_t OnThreadIdle() { return Runtime::Get().OnThreadIdle(); }
+
+std::size_t FlushThreadCache() { return Runtime::Get().FlushThreadCache(); }
+
+std::size_t Trim() { return Runtime::Get().Trim(); }
+
+}  // namespace arena

@@ -1,0 +1,337 @@
+// arena: request-scoped allocation for C++ servers.
+//
+// An Arena hands out memory for one request (or one connection, or one job)
+// and takes all of it back at once in Reset() or its destructor. Underneath,
+// blocks (64 KiB by default, aligned to their size) move between arenas, a
+// per-thread cache and a process-wide lock-free depot, so the common path of
+// Allocate touches no shared cache line and takes no lock.
+//
+// Threads. One thread uses an arena at a time: Allocate, TryAllocate, Create,
+// Reset, resource(), stats() and the destructor are not thread-safe. The
+// "owner" is the thread that last called Allocate/TryAllocate/Create or
+// Reset; ownership may move between threads (an async server resuming a
+// request elsewhere), provided the move itself is synchronized (a queue, a
+// mutex) and never concurrent with use. Deallocate may be called from any
+// thread at any time while the arena lives:
+//   - on the owner it pushes onto a per-size-class free list of the arena,
+//     reused by later allocations of that class;
+//   - on any other thread it pushes onto the arena's lock-free remote-free
+//     stack (one CAS); the owner drains that stack on its next slow path and
+//     only then counts those bytes as freed.
+// A thread that handed the arena on counts as "other" once the new owner's
+// first Allocate or Reset happened-before its Deallocate; a Deallocate racing
+// with the hand-over itself is a data race (as any use during a move is).
+// Deallocate of memory the arena already took back (after Reset, after
+// destruction, or twice) is a use-after-free by the caller; debug builds
+// abort with a message when the pointer's block no longer belongs to this
+// arena, and AddressSanitizer builds report any touch of memory taken back.
+//
+// Memory. Reset() runs cleanups (Create'd objects' destructors) in reverse
+// order, then returns every block to the calling thread's cache in
+// O(blocks), not O(objects). Blocks are not pinned to the arena: a pooled
+// arena does not keep the high-water mark of its largest request.
+// Allocations above Config::large_threshold get a dedicated mapping, given
+// back to the page source at Reset. Failure (past ArenaOptions::max_bytes,
+// past Config::max_total_bytes, or the OS refusing) makes Allocate throw
+// std::bad_alloc and TryAllocate return nullptr; the arena stays usable.
+//
+// Alignment: any power of two up to block_size / 2 (32 KiB by default).
+// Every pointer handed out is at least 16-byte aligned.
+#ifndef ARENA_ARENA_H_
+#define ARENA_ARENA_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <memory_resource>
+#include <new>
+#include <type_traits>
+#include <utility>
+
+#include "absl/base/optimization.h"
+#include "absl/status/status.h"
+#include "arena/config.h"
+#include "arena/internal/sanitizer.h"
+#include "arena/internal/thread_token.h"
+#include "arena/page_source.h"
+#include "arena/stats.h"
+
+namespace arena {
+
+namespace internal {
+struct BlockHeader;
+class Runtime;
+}  // namespace internal
+
+struct ArenaOptions {
+  std::size_t max_bytes = 0;         // cap on this arena's block bytes; 0: none
+  std::size_t first_block_hint = 0;  // 0: the configured default (one block)
+  // first_block_hint: bytes the arena takes from the thread cache at its
+  // first slow path, in whole blocks, so that a request known to be large
+  // does not go back to the cache once per block.
+};
+
+class Arena;
+
+// The arena as a std::pmr::memory_resource: do_allocate is Allocate,
+// do_deallocate is Deallocate; equal only to itself. Owned by its Arena.
+class ArenaResource final : public std::pmr::memory_resource {
+ public:
+  explicit ArenaResource(Arena* arena) : arena_(arena) {}
+  Arena* arena() const { return arena_; }
+
+ private:
+  void* do_allocate(std::size_t bytes, std::size_t alignment) override;
+  void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override;
+  bool do_is_equal(const std::pmr::memory_resource& other) const
+      noexcept override {
+    return this == &other;
+  }
+
+  Arena* const arena_;
+};
+
+class Arena {
+ public:
+  Arena();                                    // process-wide depot, calling thread's cache
+  explicit Arena(const ArenaOptions& options);
+  Arena(const Arena&) = delete;               // neither copyable nor movable:
+  Arena& operator=(const Arena&) = delete;    // blocks point back at their arena
+  ~Arena();                                   // as Reset(), then the blocks go back
+
+  // Aligned to `alignment`, a power of two; bytes == 0 gives a unique pointer.
+  // Throws std::bad_alloc past max_bytes, past the process cap, or when the OS refuses.
+  void* Allocate(std::size_t bytes,
+                 std::size_t alignment = alignof(std::max_align_t)) {
+    if (void* p = TryAllocateFast(bytes, alignment)) return p;
+    return AllocateSlowOrThrow(bytes, alignment);
+  }
+  // The same, returning nullptr instead of throwing.
+  void* TryAllocate(std::size_t bytes,
+                    std::size_t alignment = alignof(std::max_align_t)) noexcept {
+    if (void* p = TryAllocateFast(bytes, alignment)) return p;
+    return AllocateSlow(bytes, alignment);
+  }
+  // Memory from this arena's Allocate/TryAllocate, same `bytes`; from any thread.
+  // Not for objects made by Create (their destructors run at Reset).
+  void Deallocate(void* p, std::size_t bytes) noexcept;
+
+  // Constructs a T in the arena; a non-trivially-destructible T gets its
+  // destructor run at Reset/~Arena, in reverse order of creation.
+  template <class T, class... Args>
+  T* Create(Args&&... args) {
+    if constexpr (std::is_trivially_destructible<T>::value) {
+      return ::new (Allocate(sizeof(T), alignof(T)))
+          T(std::forward<Args>(args)...);
+    } else {
+      void* node = Allocate(sizeof(CleanupNode), alignof(CleanupNode));
+      T* object = ::new (Allocate(sizeof(T), alignof(T)))
+          T(std::forward<Args>(args)...);
+      AddCleanup(node, object, [](void* o) { static_cast<T*>(o)->~T(); });
+      return object;
+    }
+  }
+
+  // Runs `cleanup(arg)` at Reset/~Arena, before objects Create'd earlier.
+  void RegisterCleanup(void (*cleanup)(void*), void* arg) {
+    AddCleanup(Allocate(sizeof(CleanupNode), alignof(CleanupNode)), arg,
+               cleanup);
+  }
+
+  void Reset();  // cleanups in reverse order; O(blocks)
+
+  std::pmr::memory_resource* resource() noexcept { return &resource_; }
+
+  // live_bytes, block_bytes, blocks, fragmentation (0 when block_bytes == 0).
+  // Remote frees count once the owner has drained them.
+  ArenaStats stats() const;
+
+  const ArenaOptions& options() const { return options_; }
+
+ private:
+  struct CleanupNode {
+    void (*destroy)(void*);
+    void* object;
+    CleanupNode* next;
+  };
+  struct FreeChunk {  // a remotely freed chunk, in the chunk's own memory
+    FreeChunk* next;
+    std::size_t bytes;
+  };
+  struct FreeLists;
+
+  static constexpr std::size_t kGrain = 16;
+
+  // Bytes a chunk takes: `bytes` rounded up to 16, at least 16.
+  static std::size_t ChunkSize(std::size_t bytes) {
+    return ((bytes | (bytes == 0)) + (kGrain - 1)) & ~(kGrain - 1);
+  }
+
+  void* TryAllocateFast(std::size_t bytes, std::size_t alignment) noexcept {
+    // fast_limit_ is 0 while free lists hold chunks, so those go first.
+    if (ABSL_PREDICT_TRUE(bytes < fast_limit_ && alignment <= kGrain)) {
+      const std::size_t size = ChunkSize(bytes);
+      // Relaxed: owner_ is an identity, written only by the owner itself.
+      if (ABSL_PREDICT_TRUE(
+              size <= static_cast<std::size_t>(limit_ - cursor_) &&
+              owner_.load(std::memory_order_relaxed) ==
+                  internal::ThreadToken())) {
+        char* p = cursor_;
+        cursor_ = p + size;
+        live_bytes_ += bytes;
+        ++allocations_;
+        internal::UnpoisonMemory(p, bytes);
+        return p;
+      }
+    }
+    return nullptr;
+  }
+
+  void* AllocateSlow(std::size_t bytes, std::size_t alignment) noexcept;
+  void* AllocateSlowOrThrow(std::size_t bytes, std::size_t alignment);
+  void* BumpSlow(std::size_t size, std::size_t alignment) noexcept;
+  void* AllocateLarge(std::size_t bytes, std::size_t alignment) noexcept;
+  internal::BlockHeader* NextBlock() noexcept;
+  void* PopFree(std::size_t size) noexcept;
+  void PushFree(char* chunk, std::size_t size) noexcept;
+  void DeallocateLocal(void* p, std::size_t bytes,
+                       internal::BlockHeader* block) noexcept;
+  void DrainRemote() noexcept;
+  void ClaimOwnership() noexcept;
+  void Publish() noexcept;
+  void AddCleanup(void* node, void* object, void (*destroy)(void*));
+  void ReleaseAll() noexcept;
+  void UpdateFastLimit() noexcept {
+    fast_limit_ = free_chunks_ == 0 ? large_threshold_ + 1 : 0;
+  }
+
+  // Hot: read or written by every Allocate.
+  char* cursor_ = nullptr;       // next free byte of the current block
+  char* limit_ = nullptr;        // end of the current block
+  std::size_t fast_limit_ = 0;   // fast path serves bytes < fast_limit_
+  std::atomic<const void*> owner_{nullptr};  // the owner's thread token
+  std::size_t live_bytes_ = 0;
+  std::uint64_t allocations_ = 0;
+
+  // Warm: slow paths.
+  internal::Runtime* const runtime_;
+  const std::uintptr_t block_mask_;
+  const std::size_t block_size_;
+  const std::size_t large_threshold_;
+  const ArenaOptions options_;
+  internal::BlockHeader* blocks_ = nullptr;  // small blocks, current first
+  internal::BlockHeader* spare_ = nullptr;   // reserved, not yet used
+  internal::BlockHeader* large_ = nullptr;   // large mappings (doubly linked)
+  std::size_t small_blocks_ = 0;   // in blocks_ and spare_
+  std::size_t large_blocks_ = 0;
+  std::size_t block_bytes_ = 0;    // small_blocks_ * block_size + large bytes
+  std::size_t large_bytes_ = 0;
+  bool reserved_ = false;          // first_block_hint applied
+  CleanupNode* cleanups_ = nullptr;
+  FreeLists* free_ = nullptr;      // allocated in the arena on first free
+  std::size_t free_chunks_ = 0;    // chunks in free_
+  std::uint64_t deallocations_ = 0;
+  std::uint64_t resets_ = 0;
+  // What this arena last added to the process counters (see Publish).
+  std::size_t published_live_ = 0;
+  std::size_t published_block_bytes_ = 0;
+  std::size_t published_large_bytes_ = 0;
+  std::atomic<int> busy_{0};  // debug builds: check against concurrent use
+  ArenaResource resource_{this};
+
+  // Written by other threads: its own cache line. Remote Deallocate pushes
+  // with a release CAS; the owner takes the stack with an acquire exchange.
+  alignas(64) std::atomic<FreeChunk*> remote_{nullptr};
+};
+
+inline void* ArenaResource::do_allocate(std::size_t bytes,
+                                        std::size_t alignment) {
+  return arena_->Allocate(bytes, alignment);
+}
+inline void ArenaResource::do_deallocate(void* p, std::size_t bytes,
+                                         std::size_t) {
+  arena_->Deallocate(p, bytes);
+}
+
+// An STL allocator over an Arena&; equal iff same arena. deallocate goes to
+// Arena::Deallocate, so containers that shrink or rehash give memory back to
+// the arena's free lists. Works with std containers and absl::flat_hash_map.
+template <class T>
+class ArenaAllocator {
+ public:
+  using value_type = T;
+  using propagate_on_container_move_assignment = std::true_type;
+  using propagate_on_container_swap = std::true_type;
+  using is_always_equal = std::false_type;
+
+  explicit ArenaAllocator(Arena& arena) noexcept : arena_(&arena) {}
+  template <class U>
+  ArenaAllocator(const ArenaAllocator<U>& other) noexcept  // NOLINT: rebind
+      : arena_(other.arena()) {}
+
+  T* allocate(std::size_t n) {
+    if (n > std::numeric_limits<std::size_t>::max() / sizeof(T)) {
+      throw std::bad_array_new_length();
+    }
+    return static_cast<T*>(arena_->Allocate(n * sizeof(T), alignof(T)));
+  }
+  void deallocate(T* p, std::size_t n) noexcept {
+    arena_->Deallocate(p, n * sizeof(T));
+  }
+
+  Arena* arena() const noexcept { return arena_; }
+
+  template <class U>
+  friend bool operator==(const ArenaAllocator& a,
+                         const ArenaAllocator<U>& b) noexcept {
+    return a.arena() == b.arena();
+  }
+  template <class U>
+  friend bool operator!=(const ArenaAllocator& a,
+                         const ArenaAllocator<U>& b) noexcept {
+    return a.arena() != b.arena();
+  }
+
+ private:
+  Arena* arena_;
+};
+
+// Starts the process runtime with `config` (validated). Once, before the
+// first arena; the same config again is fine, a different one is an error
+// (FailedPrecondition naming the differing keys). Without a call, the first
+// arena starts the runtime with the defaults plus ARENA_* environment
+// overrides. This does not read the environment: use ApplyEnvironment.
+absl::Status Configure(const Config& config);
+// The same, with memory from `source` (never destroyed; e.g. a
+// FixedRegionPageSource over memory the embedder owns).
+absl::Status Configure(const Config& config, PageSource* source);
+
+// The config the runtime runs with (starting it if needed).
+const Config& CurrentConfig();
+
+// Process-wide figures; see stats.h for the formulas and their accuracy.
+ProcessStats GlobalStats();
+
+// Decommits depot batches idle for release_delay_ms and asks threads whose
+// caches sat idle that long to trim them (at their next OnThreadIdle).
+// The background release thread (Config::background_release) calls this
+// every release_interval_ms. Returns the bytes decommitted.
+std::size_t ReleaseIdleMemory();
+
+// The hook for an idle event loop (call it when a wait times out): flushes
+// the calling thread's cache to the depot if the release thread asked for
+// it or if the cache saw no traffic for release_delay_ms, and (without the
+// background thread) releases idle depot batches. Returns bytes flushed.
+std::size_t OnThreadIdle();
+
+// Gives every block of the calling thread's cache to the depot now.
+std::size_t FlushThreadCache();
+
+// Flushes the calling thread's cache, then unmaps every free block in the
+// depot. Other threads' caches are theirs to flush. Returns bytes released.
+std::size_t Trim();
+
+}  // namespace arena
+
+#endif  // ARENA_ARENA_H_

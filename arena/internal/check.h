@@ -1,0 +1,44 @@
+// Always-on and debug-only assertions for the arena library.
+//
+// Debian's Abseil (20220623) has no absl/log, so these two small macros stand
+// in for ABSL_CHECK / ABSL_DCHECK: ARENA_CHECK guards cold paths in every
+// build; ARENA_DCHECK guards hot paths and compiles away under NDEBUG (the
+// `opt` config). A failed check prints the file, line, condition and message
+// to stderr and aborts.
+#ifndef ARENA_INTERNAL_CHECK_H_
+#define ARENA_INTERNAL_CHECK_H_
+
+#include "absl/base/attributes.h"
+#include "absl/base/optimization.h"
+
+namespace arena {
+namespace internal {
+
+[[noreturn]] ABSL_ATTRIBUTE_NOINLINE void CheckFailed(const char* file, int line,
+                                                      const char* condition,
+                                                      const char* message);
+
+}  // namespace internal
+}  // namespace arena
+
+#define ARENA_CHECK(condition, message)                                      \
+  do {                                                                       \
+    if (ABSL_PREDICT_FALSE(!(condition))) {                                  \
+      ::arena::internal::CheckFailed(__FILE__, __LINE__, #condition, message); \
+    }                                                                        \
+  } while (false)
+
+#ifdef NDEBUG
+#define ARENA_DEBUG_CHECKS 0
+#define ARENA_DCHECK(condition, message) \
+  do {                                   \
+    if (false) {                         \
+      (void)(condition);                 \
+    }                                    \
+  } while (false)
+#else
+#define ARENA_DEBUG_CHECKS 1
+#define ARENA_DCHECK(condition, message) ARENA_CHECK(condition, message)
+#endif
+
+#endif  // ARENA_INTERNAL_CHECK_H_

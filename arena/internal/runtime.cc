@@ -1,0 +1,374 @@
+#include "arena/internal/runtime.h"
+
+#include <pthread.h>
+
+#include <chrono>
+#include <new>
+#include <string>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "arena/internal/check.h"
+#include "arena/internal/sanitizer.h"
+#include "arena/internal/thread_token.h"
+
+namespace arena {
+namespace internal {
+
+__thread char tls_thread_token ARENA_TLS_INITIAL_EXEC = 0;
+
+std::atomic<Runtime*> Runtime::instance_{nullptr};
+
+namespace {
+
+// Both live in static storage and are never destroyed (see runtime.h).
+alignas(Runtime) unsigned char g_runtime_storage[sizeof(Runtime)];
+alignas(MmapPageSource) unsigned char g_mmap_storage[sizeof(MmapPageSource)];
+
+Mutex& StartMutex() {
+  static Mutex* mu = new Mutex;
+  return *mu;
+}
+
+// Thread-exit hook. tls_phase: 0 no state yet, 1 alive, 2 exiting or gone.
+__thread int tls_phase ARENA_TLS_INITIAL_EXEC = 0;
+__thread ThreadState* tls_state ARENA_TLS_INITIAL_EXEC = nullptr;
+
+struct ThreadExitHook {
+  ThreadState* state = nullptr;
+  ~ThreadExitHook();
+};
+thread_local ThreadExitHook tls_exit_hook;
+
+std::string DescribeDifference(const Config& a, const Config& b) {
+  std::vector<std::string> la = absl::StrSplit(ConfigToToml(a), '\n');
+  std::vector<std::string> lb = absl::StrSplit(ConfigToToml(b), '\n');
+  std::string out;
+  for (std::size_t i = 0; i < la.size() && i < lb.size(); ++i) {
+    if (la[i] != lb[i]) {
+      absl::StrAppend(&out, out.empty() ? "" : "; ", "running: ", la[i],
+                      ", asked: ", lb[i]);
+    }
+  }
+  return out.empty() ? "a different page source" : out;
+}
+
+void ForkPrepare();
+void ForkParent();
+void ForkChild();
+
+}  // namespace
+
+Runtime::Runtime(const Config& config, PageSource* source)
+    : config_(config),
+      source_(source),
+      depot_(source, DepotOptions{config.block_size, config.depot_batch_blocks,
+                                  config.depot_max_bytes}) {}
+
+absl::Status Runtime::Start(const Config& config, PageSource* source) {
+  absl::Status valid = ValidateConfig(config);
+  if (!valid.ok()) return valid;
+  MutexLock lock(&StartMutex());
+  Runtime* existing = instance_.load(std::memory_order_acquire);
+  if (existing != nullptr) {
+    if (existing->config_ == config &&
+        (source == nullptr || source == existing->source_)) {
+      return absl::OkStatus();
+    }
+    return absl::FailedPreconditionError(absl::StrCat(
+        "arena::Configure: the runtime already runs with another config (",
+        DescribeDifference(existing->config_, config),
+        "); configure once, before the first arena"));
+  }
+  if (source == nullptr) source = ::new (g_mmap_storage) MmapPageSource();
+  source->set_max_mapped_bytes(config.max_total_bytes);
+  auto* rt = ::new (g_runtime_storage) Runtime(config, source);
+  // Prewarm: map blocks into the depot now, so first requests find them.
+  const std::size_t prewarm = config.prewarm_bytes / config.block_size;
+  BlockHeader* list = nullptr;
+  std::size_t mapped = 0;
+  for (; mapped < prewarm; ++mapped) {
+    BlockHeader* block = rt->depot_.MapBlock();
+    if (block == nullptr) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "arena config key 'prewarm_bytes' = ", config.prewarm_bytes,
+          ": could only map ", mapped * config.block_size, " bytes"));
+    }
+    block->next.store(list, std::memory_order_relaxed);
+    list = block;
+  }
+  if (mapped != 0) rt->depot_.Release(list, mapped, NowMs());
+  pthread_atfork(&ForkPrepare, &ForkParent, &ForkChild);
+  if (config.background_release) {
+    std::thread([rt] { rt->ReleaseLoop(); }).detach();
+  }
+  // Release: publishes the constructed runtime to Get()'s acquire load.
+  instance_.store(rt, std::memory_order_release);
+  return absl::OkStatus();
+}
+
+Runtime& Runtime::StartDefault() {
+  absl::StatusOr<Config> config = ApplyEnvironment(Config());
+  if (!config.ok()) {
+    const std::string message = std::string(config.status().message());
+    CheckFailed(__FILE__, __LINE__, "ApplyEnvironment(Config())",
+                message.c_str());
+  }
+  absl::Status status = Start(*config, nullptr);
+  // A racing Configure may have won with another config; use whatever runs.
+  Runtime* rt = instance_.load(std::memory_order_acquire);
+  if (rt == nullptr) {
+    const std::string message = std::string(status.message());
+    CheckFailed(__FILE__, __LINE__, "Runtime::Start", message.c_str());
+  }
+  return *rt;
+}
+
+std::int64_t Runtime::NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+ThreadState* Runtime::Local() {
+  if (ABSL_PREDICT_TRUE(tls_phase == 1)) return tls_state;
+  if (tls_phase == 2) return nullptr;
+  auto* state = new ThreadState(&depot_, config_.thread_cache_blocks);
+  state->idle_since_ms = NowMs();
+  Register(state);
+  tls_state = state;
+  tls_phase = 1;
+  // First odr-use of the thread_local constructs it and schedules its
+  // destructor for this thread's exit.
+  tls_exit_hook.state = state;
+  return state;
+}
+
+void Runtime::Register(ThreadState* state) {
+  MutexLock lock(&registry_mu_);
+  state->next = threads_;
+  if (threads_ != nullptr) threads_->prev = state;
+  threads_ = state;
+  ++thread_count_;
+}
+
+void Runtime::RetireThread(ThreadState* state) {
+  Runtime& rt = Get();
+  state->cache.Flush(NowMs());
+  MutexLock lock(&rt.registry_mu_);
+  for (CounterField f :
+       {&ThreadCounters::live_bytes, &ThreadCounters::in_arena_bytes,
+        &ThreadCounters::large_bytes, &ThreadCounters::arenas_created,
+        &ThreadCounters::arenas_destroyed, &ThreadCounters::resets,
+        &ThreadCounters::large_allocations}) {
+    (rt.retired_.*f)
+        .fetch_add((state->counters.*f).load(std::memory_order_relaxed),
+                   std::memory_order_relaxed);
+  }
+  if (state->prev != nullptr) state->prev->next = state->next;
+  if (state->next != nullptr) state->next->prev = state->prev;
+  if (rt.threads_ == state) rt.threads_ = state->next;
+  --rt.thread_count_;
+  delete state;
+}
+
+namespace {
+ThreadExitHook::~ThreadExitHook() {
+  tls_phase = 2;
+  tls_state = nullptr;
+  if (state != nullptr) Runtime::RetireThread(state);
+}
+}  // namespace
+
+void Runtime::Count(ThreadState* local, CounterField field,
+                    std::int64_t delta) {
+  if (local != nullptr) {
+    std::atomic<std::int64_t>& c = local->counters.*field;
+    c.store(c.load(std::memory_order_relaxed) + delta,
+            std::memory_order_relaxed);
+  } else {
+    (retired_.*field).fetch_add(delta, std::memory_order_relaxed);
+  }
+}
+
+BlockHeader* Runtime::TakeBlock(ThreadState* local) {
+  if (local != nullptr) return local->cache.Get();
+  BlockHeader* batch = nullptr;
+  std::size_t n = depot_.Acquire(&batch);
+  if (n == 0) return nullptr;
+  BlockHeader* block = batch;
+  BlockHeader* rest = block->next.load(std::memory_order_relaxed);
+  block->next.store(nullptr, std::memory_order_relaxed);
+  if (rest != nullptr) depot_.Release(rest, n - 1, NowMs());
+  return block;
+}
+
+void Runtime::ReturnBlocks(ThreadState* local, BlockHeader* head,
+                           std::size_t count) {
+  if (count == 0) return;
+  if (local != nullptr) {
+    local->cache.Put(head, count, 0);
+  } else {
+    depot_.Release(head, count, NowMs());
+  }
+}
+
+BlockHeader* Runtime::MapLarge(std::size_t bytes, std::size_t alignment) {
+  constexpr std::size_t kPage = PageSource::kPageSize;
+  if (bytes > (std::size_t{1} << 46)) return nullptr;
+  const std::size_t need = kBlockHeaderSize + alignment + bytes;
+  const std::size_t size = (need + kPage - 1) & ~(kPage - 1);
+  void* p = source_->Map(size, config_.block_size);
+  if (p == nullptr) return nullptr;
+  auto* block = ::new (p) BlockHeader();
+  block->size = size;
+  block->kind = BlockKind::kLarge;
+  return block;
+}
+
+void Runtime::UnmapLarge(BlockHeader* block) {
+  const std::size_t size = block->size;
+  UnpoisonMemory(block, size);
+  source_->Unmap(block, size);
+}
+
+ProcessStats Runtime::Stats() {
+  ProcessStats s;
+  const PageSourceStats ps = source_->stats();
+  const DepotStats ds = depot_.stats();
+  s.mapped_bytes = ps.mapped_bytes;
+  s.committed_bytes = ps.committed_bytes;
+  s.map_failures = ps.map_failures;
+  const std::size_t bs = config_.block_size;
+  s.depot_bytes = ds.hot_blocks * bs + ds.cold_blocks * PageSource::kPageSize;
+  s.decommitted_bytes = ds.cold_blocks * (bs - PageSource::kPageSize);
+  s.depot_hits = ds.hits;
+  s.depot_misses = ds.misses;
+  s.depot_pushes = ds.pushes;
+  s.released_bytes = ds.released_bytes;
+  std::int64_t live = 0, in_arena = 0, large = 0, created = 0, destroyed = 0,
+               resets = 0, large_allocs = 0;
+  auto add = [&](const ThreadCounters& c) {
+    live += c.live_bytes.load(std::memory_order_relaxed);
+    in_arena += c.in_arena_bytes.load(std::memory_order_relaxed);
+    large += c.large_bytes.load(std::memory_order_relaxed);
+    created += c.arenas_created.load(std::memory_order_relaxed);
+    destroyed += c.arenas_destroyed.load(std::memory_order_relaxed);
+    resets += c.resets.load(std::memory_order_relaxed);
+    large_allocs += c.large_allocations.load(std::memory_order_relaxed);
+  };
+  {
+    MutexLock lock(&registry_mu_);
+    add(retired_);
+    for (ThreadState* t = threads_; t != nullptr; t = t->next) {
+      add(t->counters);
+      s.thread_cache_bytes += t->cache.blocks_relaxed() * bs;
+      s.thread_cache_hits += t->cache.hits();
+      s.thread_cache_misses += t->cache.misses();
+    }
+    s.threads = thread_count_;
+  }
+  auto clamp = [](std::int64_t v) {
+    return v < 0 ? std::size_t{0} : static_cast<std::size_t>(v);
+  };
+  s.live_bytes = clamp(live);
+  s.in_arena_bytes = clamp(in_arena);
+  s.large_bytes = clamp(large);
+  s.arenas_created = clamp(created);
+  s.arenas_destroyed = clamp(destroyed);
+  s.resets = clamp(resets);
+  s.large_allocations = clamp(large_allocs);
+  s.cached_bytes = s.thread_cache_bytes + s.depot_bytes;
+  s.fragmentation = FragmentationRatio(s.committed_bytes, s.live_bytes);
+  return s;
+}
+
+std::size_t Runtime::ReleaseIdleMemory() {
+  const std::int64_t now = NowMs();
+  const std::size_t released = depot_.ReleaseIdle(now, config_.release_delay_ms);
+  // Ask threads whose caches sat idle for the delay to trim themselves (a
+  // cache is private: only its thread may touch it, in OnThreadIdle).
+  MutexLock lock(&registry_mu_);
+  for (ThreadState* t = threads_; t != nullptr; t = t->next) {
+    const std::uint64_t ops = t->cache.hits() + t->cache.misses();
+    if (ops != t->seen_ops) {
+      t->seen_ops = ops;
+      t->quiet_since_ms = now;
+    } else if (now - t->quiet_since_ms >= config_.release_delay_ms &&
+               t->cache.blocks_relaxed() != 0) {
+      t->trim_requested.store(true, std::memory_order_relaxed);
+    }
+  }
+  return released;
+}
+
+std::size_t Runtime::Trim() {
+  FlushThreadCache();
+  return depot_.Trim();
+}
+
+std::size_t Runtime::FlushThreadCache() {
+  ThreadState* local = Local();
+  if (local == nullptr) return 0;
+  return local->cache.Flush(NowMs()) * config_.block_size;
+}
+
+std::size_t Runtime::OnThreadIdle() {
+  ThreadState* local = Local();
+  if (local == nullptr) return 0;
+  const std::int64_t now = NowMs();
+  const std::int64_t delay = config_.release_delay_ms;
+  const std::uint64_t ops = local->cache.hits() + local->cache.misses();
+  bool trim = local->trim_requested.exchange(false, std::memory_order_relaxed);
+  if (ops != local->idle_ops) {
+    local->idle_ops = ops;
+    local->idle_since_ms = now;
+  } else if (now - local->idle_since_ms >= delay) {
+    trim = true;
+  }
+  std::size_t flushed = 0;
+  if (trim && local->cache.blocks() != 0) {
+    // These blocks already sat idle for the delay: stamp them so, so that
+    // the depot may decommit them at once.
+    flushed = local->cache.Flush(now - delay) * config_.block_size;
+  }
+  if (!config_.background_release) depot_.ReleaseIdle(now, delay);
+  return flushed;
+}
+
+void Runtime::ReleaseLoop() {
+  for (;;) {
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(config_.release_interval_ms));
+    ReleaseIdleMemory();
+  }
+}
+
+void Runtime::ForkPrepareImpl() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  registry_mu_.Lock();
+  depot_.LockForFork();
+}
+
+void Runtime::ForkAfterImpl() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  depot_.UnlockAfterFork();
+  registry_mu_.Unlock();
+}
+
+namespace {
+// pthread_atfork: the child must not inherit a lock held by a thread that
+// does not exist in it. Other threads' caches are lost to the child (their
+// blocks stay mapped); the background release thread does not run there.
+void ForkPrepare() {
+  StartMutex().Lock();
+  if (Runtime* rt = Runtime::GetIfStarted()) rt->ForkPrepareImpl();
+}
+void ForkParent() {
+  if (Runtime* rt = Runtime::GetIfStarted()) rt->ForkAfterImpl();
+  StartMutex().Unlock();
+}
+void ForkChild() { ForkParent(); }
+}  // namespace
+
+}  // namespace internal
+}  // namespace arena

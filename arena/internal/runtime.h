@@ -1,0 +1,144 @@
+// Runtime: the process-wide state behind every Arena.
+//
+// Holds the effective Config, the PageSource, the Depot, the registry of
+// per-thread states (block cache + statistics counters), the counters of
+// threads that exited, and the optional background release thread.
+//
+// Lifetime: started once (arena::Configure, or lazily by the first Arena with
+// the defaults and ARENA_* environment overrides), constructed in static
+// storage and never destroyed, so that threads and arenas that outlive main()
+// can still return blocks to it. Thread-safety: every method may be called
+// from any thread; Local() returns the calling thread's own state.
+#ifndef ARENA_INTERNAL_RUNTIME_H_
+#define ARENA_INTERNAL_RUNTIME_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "arena/config.h"
+#include "arena/internal/block.h"
+#include "arena/internal/depot.h"
+#include "arena/internal/mutex.h"
+#include "arena/internal/thread_cache.h"
+#include "arena/page_source.h"
+#include "arena/stats.h"
+
+namespace arena {
+namespace internal {
+
+// Statistics of one thread. Single writer (that thread, with load + store);
+// read by Stats() with relaxed loads; they synchronize nothing. The values
+// are deltas: an arena that allocates on one thread and resets on another
+// adds on the first and subtracts on the second; only the sum means much.
+struct ThreadCounters {
+  std::atomic<std::int64_t> live_bytes{0};
+  std::atomic<std::int64_t> in_arena_bytes{0};
+  std::atomic<std::int64_t> large_bytes{0};
+  std::atomic<std::int64_t> arenas_created{0};
+  std::atomic<std::int64_t> arenas_destroyed{0};
+  std::atomic<std::int64_t> resets{0};
+  std::atomic<std::int64_t> large_allocations{0};
+};
+
+using CounterField = std::atomic<std::int64_t> ThreadCounters::*;
+
+struct ThreadState {
+  explicit ThreadState(Depot* depot, std::size_t capacity)
+      : cache(depot, capacity) {}
+  ThreadCache cache;
+  ThreadCounters counters;
+  // Set by the release thread when this cache sat idle for the release
+  // delay; read and cleared by the owner in OnThreadIdle. Relaxed: a hint.
+  std::atomic<bool> trim_requested{false};
+  // Owner-only bookkeeping for OnThreadIdle.
+  std::uint64_t idle_ops = 0;
+  std::int64_t idle_since_ms = 0;
+  // Release-thread bookkeeping, guarded by the registry mutex.
+  std::uint64_t seen_ops = 0;
+  std::int64_t quiet_since_ms = 0;
+  // Registry links, guarded by the registry mutex.
+  ThreadState* prev = nullptr;
+  ThreadState* next = nullptr;
+};
+
+class Runtime {
+ public:
+  // The process runtime, started with defaults + environment if needed.
+  static Runtime& Get() {
+    // Acquire pairs with the release store in Start: the runtime's fields
+    // are fully constructed before anyone sees the pointer.
+    Runtime* rt = instance_.load(std::memory_order_acquire);
+    return rt != nullptr ? *rt : StartDefault();
+  }
+  static Runtime* GetIfStarted() {
+    return instance_.load(std::memory_order_acquire);
+  }
+  // arena::Configure. `source` (may be null: mmap) must live forever.
+  static absl::Status Start(const Config& config, PageSource* source);
+
+  const Config& config() const { return config_; }
+  PageSource* source() const { return source_; }
+  Depot* depot() { return &depot_; }
+
+  // The calling thread's state, created on first use; nullptr once the
+  // thread has begun to exit (its cache is gone: use the depot directly).
+  ThreadState* Local();
+
+  // A free block for an arena, from `local`'s cache or (local == nullptr)
+  // straight from the depot; nullptr when memory is exhausted.
+  BlockHeader* TakeBlock(ThreadState* local);
+  // Gives back `count` free blocks linked by `next`.
+  void ReturnBlocks(ThreadState* local, BlockHeader* head, std::size_t count);
+
+  // A dedicated mapping for one allocation of `bytes` aligned to `alignment`
+  // (at most block_size / 2); nullptr on failure.
+  BlockHeader* MapLarge(std::size_t bytes, std::size_t alignment);
+  void UnmapLarge(BlockHeader* block);
+
+  // Adds `delta` to a counter of `local` (single writer) or, when the thread
+  // is exiting, of the retired totals.
+  void Count(ThreadState* local, CounterField field, std::int64_t delta);
+
+  ProcessStats Stats();
+  std::size_t ReleaseIdleMemory();
+  std::size_t Trim();
+  std::size_t OnThreadIdle();
+  std::size_t FlushThreadCache();
+
+  static std::int64_t NowMs();
+
+  // Called once per thread at its exit: flushes its cache to the depot and
+  // folds its counters into the retired totals.
+  static void RetireThread(ThreadState* state);
+
+  // pthread_atfork hooks: take every runtime lock before fork, release after.
+  void ForkPrepareImpl();
+  void ForkAfterImpl();
+
+ private:
+  Runtime(const Config& config, PageSource* source);
+  static Runtime& StartDefault();
+  void Register(ThreadState* state);
+  void ReleaseLoop();
+
+  static std::atomic<Runtime*> instance_;
+
+  const Config config_;
+  PageSource* const source_;
+  Depot depot_;
+
+  Mutex registry_mu_;
+  ThreadState* threads_ ABSL_GUARDED_BY(registry_mu_) = nullptr;
+  std::size_t thread_count_ ABSL_GUARDED_BY(registry_mu_) = 0;
+  // Counters folded in from exited threads, and counts made by threads
+  // that are exiting; multi-writer (fetch_add), statistics only.
+  ThreadCounters retired_;
+};
+
+}  // namespace internal
+}  // namespace arena
+
+#endif  // ARENA_INTERNAL_RUNTIME_H_

@@ -1,0 +1,74 @@
+// ThreadCache: one thread's private stash of free blocks.
+//
+// A stack of at most `capacity` blocks (linked by BlockHeader::next). When it
+// runs dry it takes one batch from the depot; when a Put takes it past
+// `capacity` it gives the blocks beyond `capacity - batch` back to the depot
+// in batches. The gap of one batch between the two thresholds is the
+// hysteresis of Bonwick's two magazines: a thread that alternates between
+// taking and returning blocks never touches the depot.
+//
+// Thread-safety: Get, Put and Flush only on the owning thread; the counters
+// may be read from any thread (relaxed, single-writer, statistics only).
+// Lifetime: the process runtime keeps one per thread and flushes it to the
+// depot when the thread exits, so no block is ever lost.
+#ifndef ARENA_INTERNAL_THREAD_CACHE_H_
+#define ARENA_INTERNAL_THREAD_CACHE_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "arena/internal/block.h"
+#include "arena/internal/depot.h"
+
+namespace arena {
+namespace internal {
+
+class ThreadCache {
+ public:
+  ThreadCache(Depot* depot, std::size_t capacity);
+  ThreadCache(const ThreadCache&) = delete;
+  ThreadCache& operator=(const ThreadCache&) = delete;
+  ~ThreadCache();  // Flush()
+
+  // A free block, or nullptr when the depot has none and none can be mapped.
+  BlockHeader* Get();
+
+  // Takes `count` blocks linked by `next` (the last one's `next` null).
+  void Put(BlockHeader* head, std::size_t count, std::int64_t now_ms);
+
+  // Gives every block to the depot; returns how many.
+  std::size_t Flush(std::int64_t now_ms);
+
+  std::size_t blocks() const { return count_; }
+  // Readable from any thread.
+  std::size_t blocks_relaxed() const {
+    return count_mirror_.load(std::memory_order_relaxed);
+  }
+  std::uint64_t hits() const { return hits_.load(std::memory_order_relaxed); }
+  std::uint64_t misses() const { return misses_.load(std::memory_order_relaxed); }
+
+ private:
+  void SetCount(std::size_t count) {
+    count_ = count;
+    count_mirror_.store(count, std::memory_order_relaxed);
+  }
+  static void Bump(std::atomic<std::uint64_t>& counter) {
+    // Single writer: load + store, not an RMW. Statistics only.
+    counter.store(counter.load(std::memory_order_relaxed) + 1,
+                  std::memory_order_relaxed);
+  }
+
+  Depot* const depot_;
+  const std::size_t capacity_;
+  BlockHeader* top_ = nullptr;
+  std::size_t count_ = 0;
+  std::atomic<std::size_t> count_mirror_{0};
+  std::atomic<std::uint64_t> hits_{0};
+  std::atomic<std::uint64_t> misses_{0};
+};
+
+}  // namespace internal
+}  // namespace arena
+
+#endif  // ARENA_INTERNAL_THREAD_CACHE_H_

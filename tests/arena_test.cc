@@ -1,0 +1,402 @@
+// The Arena contract, typed over every arena kind, plus Arena-specific
+// behaviour: free lists, remote frees, cleanups, adapters, stats, poisoning.
+#include "arena/arena.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <memory_resource>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "absl/container/flat_hash_map.h"
+#include "tests/test_util.h"
+
+namespace {
+
+using ::testing::HasSubstr;
+
+// Arena kinds. Each makes an arena the contract suite runs against.
+struct PlainKind {
+  static std::unique_ptr<arena::Arena> Make() {
+    return std::make_unique<arena::Arena>();
+  }
+};
+struct HintedKind {  // takes 1 MiB of blocks at its first slow path
+  static std::unique_ptr<arena::Arena> Make() {
+    arena::ArenaOptions o;
+    o.first_block_hint = 1 << 20;
+    return std::make_unique<arena::Arena>(o);
+  }
+};
+struct CappedKind {  // capped well above what the contract uses
+  static std::unique_ptr<arena::Arena> Make() {
+    arena::ArenaOptions o;
+    o.max_bytes = 64 << 20;
+    return std::make_unique<arena::Arena>(o);
+  }
+};
+
+template <class Kind>
+class ArenaContractTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<arena::Arena> arena_ = Kind::Make();
+};
+
+using Kinds = ::testing::Types<PlainKind, HintedKind, CappedKind>;
+TYPED_TEST_SUITE(ArenaContractTest, Kinds);
+
+TYPED_TEST(ArenaContractTest, AllocationsAreAlignedDistinctAndKeepTheirBytes) {
+  arena::Arena& a = *this->arena_;
+  struct Rec {
+    char* p;
+    std::size_t n;
+  };
+  std::vector<Rec> recs;
+  arena_test::Rng rng(1);
+  for (int i = 0; i < 3000; ++i) {
+    std::size_t n = rng.Below(100) < 95 ? 1 + rng.Below(300) : 1 + rng.Below(60000);
+    const std::size_t align = std::size_t{1} << rng.Below(9);  // 1..256
+    char* p = static_cast<char*>(a.Allocate(n, align));
+    ASSERT_NE(p, nullptr);
+    ASSERT_EQ(reinterpret_cast<std::uintptr_t>(p) % std::max<std::size_t>(align, 16), 0u);
+    arena_test::Fill(p, n, i);
+    recs.push_back({p, n});
+  }
+  for (std::size_t i = 0; i < recs.size(); ++i) {
+    ASSERT_TRUE(arena_test::Check(recs[i].p, recs[i].n, i)) << i;
+  }
+  std::sort(recs.begin(), recs.end(), [](const Rec& x, const Rec& y) { return x.p < y.p; });
+  for (std::size_t i = 1; i < recs.size(); ++i) {
+    ASSERT_LE(recs[i - 1].p + recs[i - 1].n, recs[i].p) << "overlap";
+  }
+}
+
+TYPED_TEST(ArenaContractTest, ZeroBytesGivesUniquePointers) {
+  arena::Arena& a = *this->arena_;
+  std::set<void*> seen;
+  for (int i = 0; i < 100; ++i) {
+    void* p = a.Allocate(0);
+    ASSERT_NE(p, nullptr);
+    EXPECT_TRUE(seen.insert(p).second);
+  }
+}
+
+TYPED_TEST(ArenaContractTest, LargeAlignmentsUpToHalfABlock) {
+  arena::Arena& a = *this->arena_;
+  const std::size_t half = arena::CurrentConfig().block_size / 2;
+  for (std::size_t align = 512; align <= half; align *= 2) {
+    void* p = a.Allocate(100, align);
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(p) % align, 0u) << align;
+    void* q = a.Allocate(half, align);  // large mapping with alignment
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(q) % align, 0u) << align;
+    std::memset(q, 1, half);
+  }
+  EXPECT_THROW(a.Allocate(8, half * 2), std::bad_alloc);
+  EXPECT_EQ(a.TryAllocate(8, 3), nullptr);  // not a power of two
+}
+
+TYPED_TEST(ArenaContractTest, ResetGivesEverythingBackAndArenaIsReusable) {
+  arena::Arena& a = *this->arena_;
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 2000; ++i) a.Allocate(100);
+    a.Allocate(1 << 20);  // large
+    EXPECT_GT(a.stats().block_bytes, 0u);
+    EXPECT_EQ(a.stats().live_bytes, 2000u * 100 + (1u << 20));
+    a.Reset();
+    EXPECT_EQ(a.stats().block_bytes, 0u);
+    EXPECT_EQ(a.stats().blocks, 0u);
+    EXPECT_EQ(a.stats().live_bytes, 0u);
+    EXPECT_EQ(a.stats().fragmentation, 0.0);
+  }
+  EXPECT_EQ(a.stats().resets, 3u);
+}
+
+TYPED_TEST(ArenaContractTest, CreateRunsDestructorsInReverseOrderAtReset) {
+  arena::Arena& a = *this->arena_;
+  std::vector<int> order;
+  struct Noisy {
+    Noisy(std::vector<int>* o, int id) : o(o), id(id) {}
+    ~Noisy() { o->push_back(id); }
+    std::vector<int>* o;
+    int id;
+  };
+  for (int i = 0; i < 5; ++i) a.template Create<Noisy>(&order, i);
+  int* trivial = a.template Create<int>(42);
+  EXPECT_EQ(*trivial, 42);
+  EXPECT_TRUE(order.empty());
+  a.Reset();
+  EXPECT_EQ(order, (std::vector<int>{4, 3, 2, 1, 0}));
+  a.template Create<Noisy>(&order, 9);
+  this->arena_.reset();  // destructor runs cleanups too
+  EXPECT_EQ(order.back(), 9);
+}
+
+TYPED_TEST(ArenaContractTest, PmrContainersLiveInTheArena) {
+  arena::Arena& a = *this->arena_;
+  {
+    std::pmr::vector<std::pmr::string> v(a.resource());
+    for (int i = 0; i < 1000; ++i) {
+      v.emplace_back("a string long enough to leave SSO: " + std::to_string(i));
+    }
+    EXPECT_EQ(v[999], "a string long enough to leave SSO: 999");
+    EXPECT_GT(a.stats().live_bytes, 1000u * 30);
+  }
+  // Everything was deallocated back: live bytes return to zero.
+  EXPECT_EQ(a.stats().live_bytes, 0u);
+  EXPECT_TRUE(a.resource()->is_equal(*a.resource()));
+  arena::Arena other;
+  EXPECT_FALSE(a.resource()->is_equal(*other.resource()));
+}
+
+TYPED_TEST(ArenaContractTest, FlatHashMapWithArenaAllocator) {
+  arena::Arena& a = *this->arena_;
+  using Alloc = arena::ArenaAllocator<std::pair<const int, int>>;
+  absl::flat_hash_map<int, int, absl::Hash<int>, std::equal_to<int>, Alloc> m(
+      0, absl::Hash<int>(), std::equal_to<int>(), Alloc(a));
+  for (int i = 0; i < 5000; ++i) m[i] = i * 2;
+  for (int i = 0; i < 5000; ++i) ASSERT_EQ(m.at(i), i * 2);
+  EXPECT_GT(a.stats().live_bytes, 5000u * 8);
+  m.clear();
+  m.rehash(0);
+  EXPECT_EQ(a.stats().live_bytes, 0u);
+}
+
+TEST(ArenaAllocator, EqualityAndRebind) {
+  arena::Arena a, b;
+  arena::ArenaAllocator<int> x(a), y(a), z(b);
+  arena::ArenaAllocator<double> w(x);
+  EXPECT_TRUE(x == y);
+  EXPECT_FALSE(x == z);
+  EXPECT_TRUE(w == x);
+  EXPECT_EQ(w.arena(), &a);
+  std::vector<int, arena::ArenaAllocator<int>> v(x);
+  v.assign(1000, 7);
+  EXPECT_EQ(v[999], 7);
+  EXPECT_THROW(x.allocate(std::size_t{1} << 62), std::bad_array_new_length);
+}
+
+TEST(Arena, LocalDeallocateIsReusedBySameClass) {
+  arena::Arena a;
+  void* keep = a.Allocate(64);
+  void* p = a.Allocate(100);
+  void* q = a.Allocate(64);  // q is last: freeing p goes to a free list
+  a.Deallocate(p, 100);
+  void* r = a.Allocate(100);
+  EXPECT_EQ(r, p);
+  // Freeing the most recent allocation rolls the bump pointer back.
+  a.Deallocate(q, 64);
+  void* s = a.Allocate(64);
+  EXPECT_EQ(s, q);
+  EXPECT_EQ(a.stats().live_bytes, 64u + 100 + 64);
+  (void)keep;
+}
+
+TEST(Arena, LargeAllocationsGetOwnMappingAndAreFreedIndividually) {
+  arena::Arena a;
+  const std::size_t big = 4 << 20;
+  const auto before = arena::GlobalStats().mapped_bytes;
+  char* p = static_cast<char*>(a.Allocate(big));
+  std::memset(p, 3, big);
+  EXPECT_EQ(a.stats().large_blocks, 1u);
+  EXPECT_GE(arena::GlobalStats().mapped_bytes, before + big);
+  a.Deallocate(p, big);
+  EXPECT_EQ(a.stats().large_blocks, 0u);
+  EXPECT_EQ(a.stats().block_bytes, 0u);
+}
+
+TEST(Arena, MaxBytesThrowsAndArenaStaysUsable) {
+  arena::ArenaOptions o;
+  o.max_bytes = 4 * arena::CurrentConfig().block_size;
+  arena::Arena a(o);
+  std::size_t got = 0;
+  while (a.TryAllocate(1000) != nullptr) got += 1000;
+  EXPECT_GT(got, 3 * arena::CurrentConfig().block_size);
+  EXPECT_LE(a.stats().block_bytes, o.max_bytes);
+  EXPECT_THROW(a.Allocate(1000), std::bad_alloc);
+  EXPECT_THROW(a.Allocate(o.max_bytes), std::bad_alloc);  // large path too
+  a.Reset();
+  EXPECT_NE(a.Allocate(1000), nullptr);
+}
+
+TEST(Arena, FirstBlockHintReservesBlocks) {
+  arena::ArenaOptions o;
+  o.first_block_hint = 8 * arena::CurrentConfig().block_size;
+  arena::Arena a(o);
+  a.Allocate(16);
+  EXPECT_EQ(a.stats().blocks, 8u);
+  arena::Arena plain;
+  plain.Allocate(16);
+  EXPECT_EQ(plain.stats().blocks, 1u);
+}
+
+TEST(Arena, RemoteDeallocateIsDrainedByOwner) {
+  arena::Arena a;
+  std::vector<void*> ptrs;
+  for (int i = 0; i < 100; ++i) ptrs.push_back(a.Allocate(48));
+  void* big = a.Allocate(1 << 20);
+  a.Allocate(16);  // so that no freed chunk sits right below the cursor
+  EXPECT_EQ(a.stats().live_bytes, 100u * 48 + 16 + (1 << 20));
+  std::thread other([&] {
+    for (void* p : ptrs) a.Deallocate(p, 48);
+    a.Deallocate(big, 1 << 20);
+  });
+  other.join();
+  // Not counted until the owner drains them on a slow path.
+  EXPECT_EQ(a.stats().live_bytes, 100u * 48 + 16 + (1 << 20));
+  a.Allocate(30000, 64);  // over-aligned: always the slow path
+  EXPECT_EQ(a.stats().live_bytes, 30000u + 16);
+  EXPECT_EQ(a.stats().large_blocks, 0u);
+  // The drained chunks are reused.
+  std::set<void*> freed(ptrs.begin(), ptrs.end());
+  int reused = 0;
+  for (int i = 0; i < 100; ++i) reused += freed.count(a.Allocate(48));
+  EXPECT_EQ(reused, 100);
+}
+
+TEST(Arena, ResetOnAnotherThread) {
+  auto a = std::make_unique<arena::Arena>();
+  struct Flag {
+    bool* f;
+    ~Flag() { *f = true; }
+  };
+  bool destroyed = false;
+  a->Create<Flag>(Flag{&destroyed});
+  for (int i = 0; i < 5000; ++i) a->Allocate(64);
+  std::thread([&] {
+    a->Reset();
+    EXPECT_EQ(a->stats().block_bytes, 0u);
+    a->Allocate(10);  // now owned here
+  }).join();
+  EXPECT_TRUE(destroyed);
+  a.reset();  // destroyed back on this thread
+}
+
+TEST(Arena, StatsAndFragmentation) {
+  arena::Arena a;
+  EXPECT_EQ(a.stats().fragmentation, 0.0);
+  a.Allocate(1000);
+  const arena::ArenaStats s = a.stats();
+  EXPECT_EQ(s.live_bytes, 1000u);
+  EXPECT_EQ(s.block_bytes, arena::CurrentConfig().block_size);
+  EXPECT_EQ(s.allocations, 1u);
+  EXPECT_NEAR(s.fragmentation, 1.0 - 1000.0 / s.block_bytes, 1e-12);
+  EXPECT_THAT(arena::ToJson(s), HasSubstr("\"live_bytes\":1000"));
+}
+
+TEST(GlobalStats, MovesWithArenasAndRenders) {
+  arena::FlushThreadCache();
+  const arena::ProcessStats before = arena::GlobalStats();
+  {
+    arena::Arena a;
+    for (int i = 0; i < 300; ++i) a.Allocate(1000);
+    a.Allocate(70);  // slow paths publish live bytes
+    const arena::ProcessStats during = arena::GlobalStats();
+    EXPECT_GE(during.live_bytes, before.live_bytes + 250000);
+    EXPECT_GE(during.in_arena_bytes, before.in_arena_bytes + 5 * 65536);
+    EXPECT_EQ(during.arenas_created, before.arenas_created + 1);
+    EXPECT_GE(during.mapped_bytes, during.committed_bytes);
+    EXPECT_GT(during.fragmentation, 0.0);
+    EXPECT_LT(during.fragmentation, 1.0);
+  }
+  const arena::ProcessStats after = arena::GlobalStats();
+  EXPECT_EQ(after.live_bytes, before.live_bytes);
+  EXPECT_EQ(after.in_arena_bytes, before.in_arena_bytes);
+  EXPECT_GT(after.thread_cache_bytes, 0u);
+  EXPECT_EQ(after.arenas_destroyed, before.arenas_destroyed + 1);
+  const std::string json = arena::ToJson(after);
+  EXPECT_THAT(json, HasSubstr("\"mapped_bytes\":"));
+  EXPECT_THAT(json, HasSubstr("\"fragmentation\":"));
+  EXPECT_EQ(json.find("nan"), std::string::npos);
+  const std::string prom = arena::ToPrometheus(after);
+  EXPECT_THAT(prom, HasSubstr("# TYPE arena_mapped_bytes gauge\narena_mapped_bytes "));
+  EXPECT_THAT(prom, HasSubstr("arena_depot_hits_total "));
+  EXPECT_THAT(prom, HasSubstr("arena_fragmentation_ratio "));
+}
+
+TEST(Stats, FragmentationNeverNaN) {
+  EXPECT_EQ(arena::FragmentationRatio(0, 0), 0.0);
+  EXPECT_EQ(arena::FragmentationRatio(0, 10), 0.0);
+  EXPECT_EQ(arena::FragmentationRatio(100, 25), 0.75);
+  EXPECT_EQ(arena::FragmentationRatio(100, 200), 0.0);
+  arena::ProcessStats empty;
+  EXPECT_THAT(arena::ToJson(empty), HasSubstr("\"fragmentation\":0}"));
+}
+
+TEST(Configure, SameConfigIsFineDifferentIsAnError) {
+  const arena::Config running = arena::CurrentConfig();
+  EXPECT_TRUE(arena::Configure(running).ok());
+  arena::Config other = running;
+  other.block_size *= 2;
+  absl::Status s = arena::Configure(other);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(s.message(), HasSubstr("block_size"));
+  arena::Config invalid = running;
+  invalid.block_size = 3;
+  EXPECT_EQ(arena::Configure(invalid).code(), absl::StatusCode::kInvalidArgument);
+}
+
+#ifndef NDEBUG
+TEST(ArenaDeathTest, DeallocateAfterResetIsCaughtInDebugBuilds) {
+  EXPECT_DEATH(
+      {
+        arena::Arena a;
+        void* p = a.Allocate(32);
+        a.Reset();
+        a.Deallocate(p, 32);
+      },
+      "not held by this arena");
+}
+TEST(ArenaDeathTest, DeallocateIntoTheWrongArena) {
+  EXPECT_DEATH(
+      {
+        arena::Arena a;
+        arena::Arena b;
+        void* p = a.Allocate(32);
+        b.Deallocate(p, 32);
+      },
+      "not held by this arena");
+}
+#endif
+
+#ifdef ABSL_HAVE_ADDRESS_SANITIZER
+TEST(ArenaPoisonDeathTest, UnusedBlockSpaceIsPoisoned) {
+  EXPECT_DEATH(
+      {
+        arena::Arena a;
+        char* p = static_cast<char*>(a.Allocate(32));
+        p[40] = 1;  // past the allocation, inside the block
+      },
+      "use-after-poison");
+}
+TEST(ArenaPoisonDeathTest, ResetMemoryIsPoisoned) {
+  EXPECT_DEATH(
+      {
+        arena::Arena a;
+        char* p = static_cast<char*>(a.Allocate(32));
+        a.Allocate(32);
+        a.Reset();
+        p[0] = 1;
+      },
+      "use-after-poison");
+}
+TEST(ArenaPoisonDeathTest, DeallocatedMemoryIsPoisoned) {
+  EXPECT_DEATH(
+      {
+        arena::Arena a;
+        char* p = static_cast<char*>(a.Allocate(64));
+        a.Allocate(32);
+        a.Deallocate(p, 64);
+        p[20] = 1;
+      },
+      "use-after-poison");
+}
+#endif
+
+}  // namespace
