@@ -89,7 +89,7 @@ Arena::Arena(const ArenaOptions& options)
       block_size_(runtime_->config().block_size),
       large_threshold_(runtime_->config().large_threshold),
       options_(options) {
-  UpdateFastLimit();
+  UpdateFastKey();
   runtime_->Count(runtime_->Local(), &ThreadCounters::arenas_created, 1);
 }
 
@@ -140,9 +140,9 @@ void* Arena::AllocateSlow(std::size_t bytes, std::size_t alignment) noexcept {
   }
   if (p != nullptr) {
     live_bytes_ += bytes;
-    ++allocations_;
+    ++slow_allocations_;
   }
-  UpdateFastLimit();
+  UpdateFastKey();
   Publish();
   return p;
 }
@@ -281,7 +281,7 @@ void Arena::Deallocate(void* p, std::size_t bytes) noexcept {
   // Relaxed: identity only (see arena.h on hand-over).
   if (owner_.load(std::memory_order_relaxed) == internal::ThreadToken()) {
     DeallocateLocal(p, bytes, block);
-    UpdateFastLimit();
+    UpdateFastKey();
     return;
   }
   auto* chunk = static_cast<FreeChunk*>(p);
@@ -421,7 +421,7 @@ void Arena::ReleaseAll() noexcept {
   reserved_ = false;
   free_ = nullptr;
   free_chunks_ = 0;
-  UpdateFastLimit();
+  UpdateFastKey();
   Publish();
 }
 
@@ -431,7 +431,7 @@ ArenaStats Arena::stats() const {
   s.block_bytes = block_bytes_;
   s.blocks = small_blocks_ + large_blocks_;
   s.large_blocks = large_blocks_;
-  s.allocations = allocations_;
+  s.slow_allocations = slow_allocations_;
   s.deallocations = deallocations_;
   s.resets = resets_;
   s.fragmentation = FragmentationRatio(block_bytes_, live_bytes_);

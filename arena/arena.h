@@ -31,7 +31,8 @@
 // O(blocks), not O(objects). Blocks are not pinned to the arena: a pooled
 // arena does not keep the high-water mark of its largest request.
 // Allocations above Config::large_threshold get a dedicated mapping, given
-// back to the page source at Reset. Failure (past ArenaOptions::max_bytes,
+// back to the page source at Reset (or at their Deallocate), unless they fit
+// in what is left of the current block. Failure (past ArenaOptions::max_bytes,
 // past Config::max_total_bytes, or the OS refusing) makes Allocate throw
 // std::bad_alloc and TryAllocate return nullptr; the arena stays usable.
 //
@@ -104,13 +105,13 @@ class Arena {
   // Throws std::bad_alloc past max_bytes, past the process cap, or when the OS refuses.
   void* Allocate(std::size_t bytes,
                  std::size_t alignment = alignof(std::max_align_t)) {
-    if (void* p = TryAllocateFast(bytes, alignment)) return p;
+    if (ABSL_PREDICT_TRUE(CanBumpFast(bytes, alignment))) return BumpFast(bytes);
     return AllocateSlowOrThrow(bytes, alignment);
   }
   // The same, returning nullptr instead of throwing.
   void* TryAllocate(std::size_t bytes,
                     std::size_t alignment = alignof(std::max_align_t)) noexcept {
-    if (void* p = TryAllocateFast(bytes, alignment)) return p;
+    if (ABSL_PREDICT_TRUE(CanBumpFast(bytes, alignment))) return BumpFast(bytes);
     return AllocateSlow(bytes, alignment);
   }
   // Memory from this arena's Allocate/TryAllocate, same `bytes`; from any thread.
@@ -168,24 +169,25 @@ class Arena {
     return ((bytes | (bytes == 0)) + (kGrain - 1)) & ~(kGrain - 1);
   }
 
-  void* TryAllocateFast(std::size_t bytes, std::size_t alignment) noexcept {
-    // fast_limit_ is 0 while free lists hold chunks, so those go first.
-    if (ABSL_PREDICT_TRUE(bytes < fast_limit_ && alignment <= kGrain)) {
-      const std::size_t size = ChunkSize(bytes);
-      // Relaxed: owner_ is an identity, written only by the owner itself.
-      if (ABSL_PREDICT_TRUE(
-              size <= static_cast<std::size_t>(limit_ - cursor_) &&
-              owner_.load(std::memory_order_relaxed) ==
-                  internal::ThreadToken())) {
-        char* p = cursor_;
-        cursor_ = p + size;
-        live_bytes_ += bytes;
-        ++allocations_;
-        internal::UnpoisonMemory(p, bytes);
-        return p;
-      }
-    }
-    return nullptr;
+  // The fast path: the owner, no chunk waiting in a free list (fast_key_ is
+  // the owner's token only then, so one compare checks both), default
+  // alignment, and room in the current block. `size - 1 < limit_ - cursor_`
+  // with size = bytes rounded up to 16 is false for bytes == 0 (size - 1
+  // wraps; zero-byte requests take the slow path and get 16 bytes) and for
+  // bytes so large that the rounding wraps.
+  static std::size_t RoundUpGrain(std::size_t bytes) {
+    return (bytes + (kGrain - 1)) & ~(kGrain - 1);
+  }
+  bool CanBumpFast(std::size_t bytes, std::size_t alignment) const noexcept {
+    return alignment <= kGrain && fast_key_ == internal::ThreadToken() &&
+           RoundUpGrain(bytes) - 1 < static_cast<std::size_t>(limit_ - cursor_);
+  }
+  void* BumpFast(std::size_t bytes) noexcept {
+    char* p = cursor_;
+    cursor_ = p + RoundUpGrain(bytes);
+    live_bytes_ += bytes;
+    internal::UnpoisonMemory(p, bytes);
+    return p;
   }
 
   void* AllocateSlow(std::size_t bytes, std::size_t alignment) noexcept;
@@ -202,17 +204,21 @@ class Arena {
   void Publish() noexcept;
   void AddCleanup(void* node, void* object, void (*destroy)(void*));
   void ReleaseAll() noexcept;
-  void UpdateFastLimit() noexcept {
-    fast_limit_ = free_chunks_ == 0 ? large_threshold_ + 1 : 0;
+  void UpdateFastKey() noexcept {
+    // Relaxed: owner_ is only ever written by the thread running this.
+    fast_key_ = free_chunks_ == 0 ? owner_.load(std::memory_order_relaxed)
+                                  : nullptr;
   }
 
   // Hot: read or written by every Allocate.
   char* cursor_ = nullptr;       // next free byte of the current block
   char* limit_ = nullptr;        // end of the current block
-  std::size_t fast_limit_ = 0;   // fast path serves bytes < fast_limit_
-  std::atomic<const void*> owner_{nullptr};  // the owner's thread token
+  // The owner's thread token while every free list is empty, else null: the
+  // fast path runs only for the owner and only when no chunk waits for reuse.
+  const void* fast_key_ = nullptr;
   std::size_t live_bytes_ = 0;
-  std::uint64_t allocations_ = 0;
+  // The owner's thread token; read by Deallocate on any thread.
+  std::atomic<const void*> owner_{nullptr};
 
   // Warm: slow paths.
   internal::Runtime* const runtime_;
@@ -231,6 +237,7 @@ class Arena {
   CleanupNode* cleanups_ = nullptr;
   FreeLists* free_ = nullptr;      // allocated in the arena on first free
   std::size_t free_chunks_ = 0;    // chunks in free_
+  std::uint64_t slow_allocations_ = 0;  // allocations that took the slow path
   std::uint64_t deallocations_ = 0;
   std::uint64_t resets_ = 0;
   // What this arena last added to the process counters (see Publish).

@@ -72,7 +72,7 @@ std::string ToJson(const ArenaStats& s) {
   return absl::StrCat(
       "{\"live_bytes\":", s.live_bytes, ",\"block_bytes\":", s.block_bytes,
       ",\"blocks\":", s.blocks, ",\"large_blocks\":", s.large_blocks,
-      ",\"allocations\":", s.allocations, ",\"deallocations\":",
+      ",\"slow_allocations\":", s.slow_allocations, ",\"deallocations\":",
       s.deallocations, ",\"resets\":", s.resets,
       ",\"fragmentation\":", Number(s.fragmentation), "}");
 }

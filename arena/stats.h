@@ -25,7 +25,8 @@ struct ArenaStats {
   std::size_t block_bytes = 0;   // bytes of blocks and large mappings held
   std::size_t blocks = 0;        // blocks and large mappings held
   std::size_t large_blocks = 0;  // of which dedicated large mappings
-  std::uint64_t allocations = 0;    // since construction
+  std::uint64_t slow_allocations = 0;  // allocations that took the slow path
+                                       // (new block, free-list reuse, large)
   std::uint64_t deallocations = 0;  // local and drained remote, since construction
   std::uint64_t resets = 0;
   double fragmentation = 0;      // (block_bytes - live_bytes) / block_bytes
