@@ -359,11 +359,12 @@ namespace {
 // pthread_atfork: the child must not inherit a lock held by a thread that
 // does not exist in it. Other threads' caches are lost to the child (their
 // blocks stay mapped); the background release thread does not run there.
-void ForkPrepare() {
+// Locks are held across fork on purpose: no analysis.
+void ForkPrepare() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   StartMutex().Lock();
   if (Runtime* rt = Runtime::GetIfStarted()) rt->ForkPrepareImpl();
 }
-void ForkParent() {
+void ForkParent() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   if (Runtime* rt = Runtime::GetIfStarted()) rt->ForkAfterImpl();
   StartMutex().Unlock();
 }

@@ -1,0 +1,148 @@
+#include "server_demo/handlers.h"
+
+#include <cstdio>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace server_demo {
+namespace {
+
+struct Attribute {
+  explicit Attribute(std::pmr::memory_resource* m) : key(m) {}
+  std::pmr::string key;
+  double value = 0;
+};
+
+// One record of /json: strings and vectors that all live in `memory`.
+struct Record {
+  explicit Record(std::pmr::memory_resource* m)
+      : name(m), tags(m), attributes(m) {}
+  std::int64_t id = 0;
+  std::pmr::string name;
+  std::pmr::vector<std::pmr::string> tags;
+  std::pmr::vector<Attribute> attributes;
+  bool active = false;
+};
+
+void AppendNumber(std::pmr::string* out, double v) {
+  char buf[32];
+  const int n = std::snprintf(buf, sizeof(buf), "%.6g", v);
+  out->append(buf, n);
+}
+
+void AppendInt(std::pmr::string* out, std::int64_t v) {
+  char buf[24];
+  const int n = std::snprintf(buf, sizeof(buf), "%lld", static_cast<long long>(v));
+  out->append(buf, n);
+}
+
+int Respond(std::pmr::string* wire, const HttpRequest& r, int status,
+            absl::string_view type, absl::string_view body) {
+  // Errors that make the framing doubtful are closed by the caller; these
+  // are well-formed requests, so keep-alive follows the request.
+  AppendResponse(wire, status, type, body, r.keep_alive, r.minor_version == 0);
+  return status;
+}
+
+}  // namespace
+
+void BuildJsonItems(std::size_t items, std::pmr::memory_resource* memory,
+                    std::pmr::string* out) {
+  static const char* const kTags[] = {"alpha", "beta", "gamma", "delta", "epsilon"};
+  std::pmr::vector<Record> records(memory);
+  for (std::size_t i = 0; i < items; ++i) {
+    Record& r = records.emplace_back(memory);
+    r.id = static_cast<std::int64_t>(i);
+    r.name.append("record-name-with-enough-text-to-leave-sso-");
+    char digits[24];
+    r.name.append(digits, std::snprintf(digits, sizeof(digits), "%zu", i));
+    for (std::size_t t = 0; t < 1 + i % 3; ++t) {
+      r.tags.emplace_back(kTags[(i + t) % 5]);  // uses-allocator: in `memory`
+    }
+    for (int a = 0; a < 2; ++a) {
+      Attribute& attr = r.attributes.emplace_back(memory);
+      attr.key.assign(a == 0 ? "weight" : "score");
+      attr.value = (i * 0.37) + a;
+    }
+    r.active = i % 2 == 0;
+  }
+  out->append("[");
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    const Record& r = records[i];
+    if (i != 0) out->append(",");
+    out->append("{\"id\":");
+    AppendInt(out, r.id);
+    out->append(",\"name\":\"");
+    out->append(r.name);
+    out->append("\",\"tags\":[");
+    for (std::size_t t = 0; t < r.tags.size(); ++t) {
+      if (t != 0) out->append(",");
+      out->append("\"");
+      out->append(r.tags[t]);
+      out->append("\"");
+    }
+    out->append("],\"attributes\":{");
+    for (std::size_t a = 0; a < r.attributes.size(); ++a) {
+      if (a != 0) out->append(",");
+      out->append("\"");
+      out->append(r.attributes[a].key);
+      out->append("\":");
+      AppendNumber(out, r.attributes[a].value);
+    }
+    out->append("},\"active\":");
+    out->append(r.active ? "true" : "false");
+    out->append("}");
+  }
+  out->append("]");
+}
+
+int HandleRequest(const HttpRequest& r, std::pmr::memory_resource* memory,
+                  const HandlerContext& context, std::pmr::string* wire) {
+  const absl::string_view path = r.path;
+  const bool get = r.method == "GET";
+  if (path == "/hello") {
+    if (!get) return Respond(wire, r, 405, "text/plain", "use GET\n");
+    return Respond(wire, r, 200, "text/plain", "Hello, world!\n");
+  }
+  if (path == "/echo") {
+    if (r.method != "POST") return Respond(wire, r, 405, "text/plain", "use POST\n");
+    return Respond(wire, r, 200, "application/octet-stream", r.body);
+  }
+  if (path == "/json") {
+    if (!get) return Respond(wire, r, 405, "text/plain", "use GET\n");
+    std::size_t items = 10;
+    const absl::string_view arg = QueryParam(r.query, "items");
+    if (!arg.empty() && !absl::SimpleAtoi(arg, &items)) {
+      return Respond(wire, r, 400, "text/plain", "items must be a non-negative integer\n");
+    }
+    if (items > context.config->json_max_items) {
+      std::pmr::string msg(memory);
+      msg.append("items must be at most ");
+      AppendInt(&msg, static_cast<std::int64_t>(context.config->json_max_items));
+      msg.append("\n");
+      return Respond(wire, r, 400, "text/plain", msg);
+    }
+    std::pmr::string body(memory);
+    BuildJsonItems(items, memory, &body);
+    return Respond(wire, r, 200, "application/json", body);
+  }
+  if (path == "/stats") {
+    if (!get) return Respond(wire, r, 405, "text/plain", "use GET\n");
+    const std::string json = context.view->StatsJson();
+    return Respond(wire, r, 200, "application/json", json);
+  }
+  if (path == "/metrics") {
+    if (!get) return Respond(wire, r, 405, "text/plain", "use GET\n");
+    const std::string text = context.view->MetricsText();
+    return Respond(wire, r, 200, "text/plain; version=0.0.4", text);
+  }
+  if (path == "/healthz") {
+    if (!get) return Respond(wire, r, 405, "text/plain", "use GET\n");
+    return Respond(wire, r, 200, "text/plain", "ok\n");
+  }
+  return Respond(wire, r, 404, "text/plain", "no such route\n");
+}
+
+}  // namespace server_demo

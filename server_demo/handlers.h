@@ -1,0 +1,47 @@
+// The demo's routes. Every byte a handler allocates for a request (parsed
+// pieces, containers, the serialized response) comes from `memory`: the
+// request's arena, or the global heap in malloc mode. Same code either way.
+//
+//   GET  /hello          a small text response
+//   POST /echo           the request body
+//   GET  /json?items=N   N records built from pmr strings and vectors
+//   GET  /stats          {"server": {...}, "allocator": {...}}
+//   GET  /metrics        the same, Prometheus text
+//   GET  /healthz        "ok"
+//
+// Thread-safety: HandleRequest may run on many threads at once; the
+// ServerView it calls must be thread-safe.
+#ifndef SERVER_DEMO_HANDLERS_H_
+#define SERVER_DEMO_HANDLERS_H_
+
+#include <memory_resource>
+#include <string>
+
+#include "server_demo/http.h"
+#include "server_demo/server_config.h"
+
+namespace server_demo {
+
+class ServerView {
+ public:
+  virtual ~ServerView() = default;
+  virtual std::string StatsJson() = 0;
+  virtual std::string MetricsText() = 0;
+};
+
+struct HandlerContext {
+  const ServerConfig* config;
+  ServerView* view;
+};
+
+// Appends the complete response for `request` to `wire`; returns its status.
+int HandleRequest(const HttpRequest& request, std::pmr::memory_resource* memory,
+                  const HandlerContext& context, std::pmr::string* wire);
+
+// Builds the /json body for `items` records (exposed for tests and benches).
+void BuildJsonItems(std::size_t items, std::pmr::memory_resource* memory,
+                    std::pmr::string* out);
+
+}  // namespace server_demo
+
+#endif  // SERVER_DEMO_HANDLERS_H_
