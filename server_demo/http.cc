@@ -270,7 +270,7 @@ ParseResult ParseRequest(absl::string_view input, const HttpLimits& limits,
   out->path = out->target.substr(0, q);
   out->query = q == absl::string_view::npos ? absl::string_view() : out->target.substr(q + 1);
   out->minor_version = minor;
-  pos = line_end + 2;
+  pos = line_end == absl::string_view::npos ? h.size() : line_end + 2;
   while (pos < h.size()) {
     std::size_t end = h.find("\r\n", pos);
     if (end == absl::string_view::npos) end = h.size();

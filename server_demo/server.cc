@@ -612,16 +612,23 @@ std::uint64_t Server::requests() const {
 }
 
 std::string Server::AllocatorJson() {
-  if (config_.server.allocator == "arena") {
-    const std::string json = arena::ToJson(arena::GlobalStats());
-    return absl::StrCat("{\"kind\":\"arena\",", json.substr(1));
-  }
+  // heap_fragmentation covers the whole process: glibc's heap (connection
+  // buffers, bookkeeping) plus, in arena mode, the arena library's memory.
   const struct mallinfo2 mi = mallinfo2();
+  if (config_.server.allocator == "arena") {
+    const arena::ProcessStats ps = arena::GlobalStats();
+    const std::string json = arena::ToJson(ps);
+    const double heap = arena::FragmentationRatio(
+        ps.committed_bytes + mi.arena + mi.hblkhd, ps.live_bytes + mi.uordblks + mi.hblkhd);
+    return absl::StrCat("{\"kind\":\"arena\",\"heap_fragmentation\":", heap, ",",
+                        json.substr(1));
+  }
   const std::size_t committed = mi.arena + mi.hblkhd;
   const std::size_t live = mi.uordblks + mi.hblkhd;
   return absl::StrCat("{\"kind\":\"malloc\",\"mapped_bytes\":", committed,
                       ",\"committed_bytes\":", committed, ",\"live_bytes\":", live,
                       ",\"free_bytes\":", mi.fordblks, ",\"mmapped_bytes\":", mi.hblkhd,
+                      ",\"heap_fragmentation\":", arena::FragmentationRatio(committed, live),
                       ",\"fragmentation\":",
                       arena::FragmentationRatio(committed, live), "}");
 }

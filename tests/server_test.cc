@@ -1,0 +1,294 @@
+// Integration: a real Server on port 0, real sockets, every route and every
+// error status, /stats as JSON that moves, and a clean shutdown. Runs with
+// each request allocator: connection arenas, per-request arenas, malloc.
+#include "server_demo/server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "server_demo/load.h"
+#include "tests/json_check.h"
+
+namespace {
+
+using ::testing::HasSubstr;
+using server_demo::DemoConfig;
+using server_demo::HttpGet;
+using server_demo::HttpRequestOnce;
+using server_demo::Server;
+
+int Connect(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return -1;
+  }
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  return fd;
+}
+
+void SendAll(int fd, const std::string& s) {
+  std::size_t sent = 0;
+  while (sent < s.size()) {
+    const ssize_t n = send(fd, s.data() + sent, s.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) return;
+    sent += n;
+  }
+}
+
+// Reads until `count` occurrences of "HTTP/1." start lines, EOF or timeout.
+std::string ReadResponses(int fd, int count, bool until_eof = false) {
+  std::string in;
+  char buf[65536];
+  for (;;) {
+    int seen = 0;
+    for (std::size_t p = in.find("HTTP/1."); p != std::string::npos; p = in.find("HTTP/1.", p + 1)) ++seen;
+    if (!until_eof && seen >= count && in.size() >= 4 &&
+        in.compare(in.size() - 1, 1, "\n") == 0) {
+      // Good enough for our small responses: they end with a newline body.
+      break;
+    }
+    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    in.append(buf, n);
+  }
+  return in;
+}
+
+struct Mode {
+  const char* name;
+  const char* allocator;
+  const char* scope;
+};
+
+class ServerTest : public ::testing::TestWithParam<Mode> {
+ protected:
+  void SetUp() override {
+    DemoConfig config;
+    config.server.port = 0;
+    config.server.threads = 2;
+    config.server.allocator = GetParam().allocator;
+    config.server.arena_scope = GetParam().scope;
+    config.server.max_header_bytes = 1024;
+    config.server.max_body_bytes = 4096;
+    config.server.json_max_items = 5000;
+    config.server.request_memory_limit = 256 * 1024;
+    config.server.idle_timeout_ms = 400;
+    server_ = std::make_unique<Server>(config);
+    ASSERT_TRUE(server_->Start().ok());
+    port_ = server_->port();
+    ASSERT_GT(port_, 0);
+  }
+  void TearDown() override {
+    server_->Shutdown();
+    server_->Wait();
+  }
+  server_demo::HttpReply Get(const std::string& path) {
+    auto r = HttpGet("127.0.0.1", port_, path);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : server_demo::HttpReply{};
+  }
+  server_demo::HttpReply Raw(const std::string& request) {
+    auto r = HttpRequestOnce("127.0.0.1", port_, request);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : server_demo::HttpReply{};
+  }
+  std::unique_ptr<Server> server_;
+  int port_ = 0;
+};
+
+TEST_P(ServerTest, Routes) {
+  auto hello = Get("/hello");
+  EXPECT_EQ(hello.status, 200);
+  EXPECT_EQ(hello.body, "Hello, world!\n");
+  EXPECT_EQ(Get("/healthz").body, "ok\n");
+  auto echo = Raw("POST /echo HTTP/1.1\r\nContent-Length: 11\r\nConnection: close\r\n\r\nhello there");
+  EXPECT_EQ(echo.status, 200);
+  EXPECT_EQ(echo.body, "hello there");
+  auto chunked = Raw(
+      "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+      "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n");
+  EXPECT_EQ(chunked.body, "abcde");
+  auto json = Get("/json?items=3");
+  EXPECT_EQ(json.status, 200);
+  EXPECT_TRUE(arena_test::JsonChecker::Valid(json.body)) << json.body;
+  EXPECT_THAT(json.body, HasSubstr("\"id\":2"));
+  EXPECT_EQ(Get("/json?items=0").body, "[]");
+  EXPECT_THAT(Get("/metrics").body, HasSubstr("server_demo_requests_total "));
+}
+
+TEST_P(ServerTest, ErrorStatuses) {
+  EXPECT_EQ(Get("/nope").status, 404);
+  EXPECT_EQ(Raw("DELETE /hello HTTP/1.1\r\nConnection: close\r\n\r\n").status, 405);
+  EXPECT_EQ(Raw("GET /echo HTTP/1.1\r\nConnection: close\r\n\r\n").status, 405);
+  EXPECT_EQ(Get("/json?items=5001").status, 400);
+  EXPECT_EQ(Get("/json?items=abc").status, 400);
+  EXPECT_EQ(Raw("GARBAGE\r\n\r\n").status, 400);
+  EXPECT_EQ(Raw("GET / HTTP/2.0\r\n\r\n").status, 505);
+  EXPECT_EQ(Raw("POST /echo HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n").status, 501);
+  EXPECT_EQ(Raw("POST /echo HTTP/1.1\r\nContent-Length: 5000\r\n\r\n").status, 413);
+  EXPECT_EQ(Raw("GET /hello HTTP/1.1\r\nX: " + std::string(2000, 'x') + "\r\n\r\n").status, 431);
+  EXPECT_EQ(Raw("POST /echo HTTP/1.1\r\nContent-Length: 3\r\nExpect: nothing\r\n\r\n").status, 417);
+  // Over the per-request memory cap: 503, and the server goes on.
+  EXPECT_EQ(Get("/json?items=4000").status, 503);
+  EXPECT_EQ(Get("/hello").status, 200);
+}
+
+TEST_P(ServerTest, MalformedRequestClosesOnlyItsConnection) {
+  const int bad = Connect(port_);
+  const int good = Connect(port_);
+  SendAll(bad, "GET /hello HTTP/1.1\r\nBroken header\r\n\r\n");
+  const std::string r = ReadResponses(bad, 1, /*until_eof=*/true);
+  EXPECT_THAT(r, HasSubstr("400 Bad Request"));
+  EXPECT_THAT(r, HasSubstr("Connection: close"));
+  SendAll(good, "GET /hello HTTP/1.1\r\n\r\n");
+  EXPECT_THAT(ReadResponses(good, 1), HasSubstr("Hello, world!"));
+  close(bad);
+  close(good);
+}
+
+TEST_P(ServerTest, KeepAliveAndPipelining) {
+  const int fd = Connect(port_);
+  SendAll(fd,
+          "GET /hello HTTP/1.1\r\n\r\nPOST /echo HTTP/1.1\r\nContent-Length: 4\r\n\r\nping"
+          "GET /healthz HTTP/1.1\r\n\r\n");
+  const std::string r = ReadResponses(fd, 3);
+  const std::size_t a = r.find("Hello, world!"), b = r.find("ping"), c = r.find("ok\n");
+  ASSERT_NE(a, std::string::npos) << r;
+  ASSERT_NE(b, std::string::npos) << r;
+  ASSERT_NE(c, std::string::npos) << r;
+  EXPECT_LT(a, b);
+  EXPECT_LT(b, c);
+  // Same connection, byte by byte.
+  const std::string slow = "GET /hello HTTP/1.1\r\n\r\n";
+  for (char ch : slow) SendAll(fd, std::string(1, ch));
+  EXPECT_THAT(ReadResponses(fd, 1), HasSubstr("Hello, world!"));
+  close(fd);
+  // HTTP/1.0 keep-alive (what ab uses).
+  const int old = Connect(port_);
+  SendAll(old, "GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+  const std::string first = ReadResponses(old, 1);
+  EXPECT_THAT(first, HasSubstr("HTTP/1.0 200 OK"));
+  EXPECT_THAT(first, HasSubstr("Connection: keep-alive"));
+  SendAll(old, "GET /healthz HTTP/1.0\r\n\r\n");  // no keep-alive: closed after
+  EXPECT_THAT(ReadResponses(old, 1, /*until_eof=*/true), HasSubstr("ok\n"));
+  close(old);
+}
+
+TEST_P(ServerTest, ExpectContinue) {
+  const int fd = Connect(port_);
+  SendAll(fd, "POST /echo HTTP/1.1\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
+  char buf[256];
+  const ssize_t n = recv(fd, buf, sizeof(buf), 0);
+  ASSERT_GT(n, 0);
+  EXPECT_EQ(std::string(buf, n), "HTTP/1.1 100 Continue\r\n\r\n");
+  SendAll(fd, "body");
+  EXPECT_THAT(ReadResponses(fd, 1), HasSubstr("\r\n\r\nbody"));
+  close(fd);
+}
+
+TEST_P(ServerTest, IdleTimeouts) {
+  const int idle = Connect(port_);
+  const int partial = Connect(port_);
+  SendAll(partial, "GET /hello HTTP/1.1\r\nHost:");
+  // Both are closed after idle_timeout_ms; the half-sent one gets 408.
+  EXPECT_EQ(ReadResponses(idle, 1, /*until_eof=*/true), "");
+  EXPECT_THAT(ReadResponses(partial, 1, /*until_eof=*/true), HasSubstr("408 Request Timeout"));
+  close(idle);
+  close(partial);
+}
+
+TEST_P(ServerTest, StatsIsJsonAndMoves) {
+  auto before = Get("/stats");
+  ASSERT_EQ(before.status, 200);
+  ASSERT_TRUE(arena_test::JsonChecker::Valid(before.body)) << before.body;
+  EXPECT_THAT(before.body, HasSubstr("\"server\":{"));
+  EXPECT_THAT(before.body, HasSubstr("\"allocator\":{\"kind\":\"" + std::string(GetParam().allocator)));
+  EXPECT_EQ(before.body.find("nan"), std::string::npos);
+  for (int i = 0; i < 20; ++i) Get("/json?items=200");
+  auto after = Get("/stats");
+  ASSERT_TRUE(arena_test::JsonChecker::Valid(after.body)) << after.body;
+  auto number = [](const std::string& json, const std::string& key) {
+    const std::size_t at = json.find("\"" + key + "\":");
+    return at == std::string::npos ? -1.0 : std::stod(json.substr(at + key.size() + 3));
+  };
+  EXPECT_GE(number(after.body, "requests"), number(before.body, "requests") + 20);
+  EXPECT_GT(number(after.body, "request_bytes_per_request"), 0);
+  if (std::string(GetParam().allocator) == "arena") {
+    // Every request's memory went through arenas.
+    EXPECT_GT(number(after.body, "arenas_created") + number(after.body, "resets"),
+              number(before.body, "arenas_created") + number(before.body, "resets"));
+    EXPECT_GT(number(after.body, "mapped_bytes"), 0);
+  } else {
+    EXPECT_GT(number(after.body, "committed_bytes"), 0);
+  }
+  const double frag = number(after.body, "fragmentation");
+  EXPECT_GE(frag, 0.0);
+  EXPECT_LE(frag, 1.0);
+}
+
+TEST_P(ServerTest, LoadGeneratorRunsWithoutErrors) {
+  server_demo::LoadOptions o;
+  o.port = port_;
+  o.path = "/json?items=20";
+  o.connections = 8;
+  o.threads = 2;
+  o.duration = absl::Seconds(5);
+  o.requests = 400;
+  o.progress = false;
+  auto r = server_demo::RunLoad(o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->errors, 0u);
+  EXPECT_GE(r->requests, 400u);
+  EXPECT_GT(r->p50_us, 0);
+  EXPECT_LE(r->p50_us, r->p99_us);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Allocators, ServerTest,
+    ::testing::Values(Mode{"ArenaPerConnection", "arena", "connection"},
+                      Mode{"ArenaPerRequest", "arena", "request"},
+                      Mode{"Malloc", "malloc", "connection"}),
+    [](const ::testing::TestParamInfo<Mode>& info) { return info.param.name; });
+
+TEST(ServerLimits, MaxConnectionsGets503AndShutdownIsClean) {
+  DemoConfig config;
+  config.server.port = 0;
+  config.server.threads = 1;
+  config.server.max_connections = 2;
+  Server server(config);
+  ASSERT_TRUE(server.Start().ok());
+  const int a = Connect(server.port());
+  const int b = Connect(server.port());
+  SendAll(a, "GET /hello HTTP/1.1\r\n\r\n");
+  SendAll(b, "GET /hello HTTP/1.1\r\n\r\n");
+  EXPECT_THAT(ReadResponses(a, 1), HasSubstr("200 OK"));
+  EXPECT_THAT(ReadResponses(b, 1), HasSubstr("200 OK"));
+  const int c = Connect(server.port());
+  EXPECT_THAT(ReadResponses(c, 1, /*until_eof=*/true), HasSubstr("503 Service Unavailable"));
+  close(c);
+  // An in-flight (half-sent) request is finished during shutdown... or
+  // closed at the deadline; idle keep-alive connections close at once.
+  server.Shutdown();
+  server.Wait();
+  EXPECT_EQ(ReadResponses(a, 1, /*until_eof=*/true), "");
+  close(a);
+  close(b);
+  EXPECT_LT(Connect(server.port()), 0);  // no longer listening
+}
+
+}  // namespace
