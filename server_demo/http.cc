@@ -258,9 +258,8 @@ ParseResult ParseRequest(absl::string_view input, const HttpLimits& limits,
   }
 
   // Complete: copy into the request's memory.
-  char* copy = static_cast<char*>(memory->allocate(head.size(), 1));
-  std::memcpy(copy, head.data(), head.size());
-  const absl::string_view h(copy, head.size());
+  out->storage.assign(head.data(), head.size());
+  const absl::string_view h(out->storage.data(), out->storage.size());
   auto at = [&](absl::string_view piece) {
     return h.substr(piece.data() - head.data(), piece.size());
   };
@@ -278,19 +277,18 @@ ParseResult ParseRequest(absl::string_view input, const HttpLimits& limits,
     pos = end + 2;
     const std::size_t colon = field.find(':');
     // Lower-case the name in place (the copy is ours).
-    char* name = const_cast<char*>(field.data());
+    char* name = &out->storage[field.data() - h.data()];
     for (std::size_t i = 0; i < colon; ++i) name[i] = absl::ascii_tolower(name[i]);
     const absl::string_view key = field.substr(0, colon);
     const absl::string_view value = absl::StripAsciiWhitespace(field.substr(colon + 1));
     auto [it, inserted] = out->headers.emplace(key, value);
     if (!inserted) {
       // Join repeated fields: "a, b".
-      const std::size_t n = it->second.size() + 2 + value.size();
-      char* joined = static_cast<char*>(memory->allocate(n, 1));
-      std::memcpy(joined, it->second.data(), it->second.size());
-      std::memcpy(joined + it->second.size(), ", ", 2);
-      std::memcpy(joined + it->second.size() + 2, value.data(), value.size());
-      it->second = absl::string_view(joined, n);
+      std::pmr::string& joined = out->joined.emplace_back();
+      joined.append(it->second.data(), it->second.size());
+      joined.append(", ");
+      joined.append(value.data(), value.size());
+      it->second = absl::string_view(joined.data(), joined.size());
     }
   }
   if (framing.chunked) {

@@ -16,6 +16,7 @@
 #define SERVER_DEMO_HTTP_H_
 
 #include <cstddef>
+#include <deque>
 #include <functional>
 #include <memory_resource>
 #include <string>
@@ -40,7 +41,7 @@ using HeaderMap = absl::flat_hash_map<
 
 struct HttpRequest {
   explicit HttpRequest(std::pmr::memory_resource* memory)
-      : headers(memory), body(memory) {}
+      : headers(memory), body(memory), storage(memory), joined(memory) {}
   absl::string_view method;
   absl::string_view target;  // as sent
   absl::string_view path;    // target up to '?'
@@ -50,6 +51,10 @@ struct HttpRequest {
   std::pmr::string body;
   bool keep_alive = true;
   bool expect_continue = false;
+  // The copied header block and joined repeated values that the views
+  // above point into (a deque: its elements never move).
+  std::pmr::string storage;
+  std::pmr::deque<std::pmr::string> joined;
 
   // The header's value, or empty.
   absl::string_view Header(absl::string_view lower_name) const;

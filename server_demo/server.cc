@@ -216,11 +216,13 @@ class Server::Worker {
         }
       }
       // Connections that still had complete requests buffered.
-      std::vector<Connection*> ready;
+      std::vector<int> ready;
       ready.swap(ready_);
-      for (Connection* c : ready) {
-        c->queued = false;
-        if (conns_.count(c->fd) != 0) Process(c);
+      for (int fd : ready) {
+        auto it = conns_.find(fd);
+        if (it == conns_.end()) continue;  // closed meanwhile
+        it->second->queued = false;
+        Process(it->second.get());
       }
       if (now - last_sweep >= kTickMs) {
         last_sweep = now;
@@ -318,8 +320,7 @@ class Server::Worker {
       // The client is done sending: answer what is complete, then close.
       c->close_after_write = true;
       c->reading = false;
-      Process(c);
-      if (conns_.count(c->fd) == 0) return false;
+      if (!Process(c)) return false;
       if (c->out.empty()) {
         CloseNow(c);
         return false;
@@ -363,7 +364,7 @@ class Server::Worker {
       if (served >= kRequestBudget || c->out_bytes > cfg().max_pending_output) {
         if (!c->queued && c->out_bytes <= cfg().max_pending_output) {
           c->queued = true;
-          ready_.push_back(c);
+          ready_.push_back(c->fd);
         }
         break;
       }
@@ -507,7 +508,7 @@ class Server::Worker {
       changed = true;
       if (should_read && !c->in.empty() && !c->queued) {
         c->queued = true;
-        ready_.push_back(c);
+        ready_.push_back(c->fd);
       }
     }
     if (changed) UpdateInterest(c);
@@ -546,12 +547,6 @@ class Server::Worker {
   void CloseNow(Connection* c, bool erase = true) {
     for (Pending& p : c->out) Release(c, p);
     c->out.clear();
-    if (c->queued) {
-      for (Connection*& r : ready_) {
-        if (r == c) r = nullptr;
-      }
-      ready_.erase(std::remove(ready_.begin(), ready_.end(), nullptr), ready_.end());
-    }
     epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c->fd, nullptr);
     close(c->fd);
     server_->open_connections_.fetch_sub(1, std::memory_order_relaxed);
@@ -568,7 +563,7 @@ class Server::Worker {
   bool draining_ = false;
   std::thread thread_;
   absl::flat_hash_map<int, std::unique_ptr<Connection>> conns_;
-  std::vector<Connection*> ready_;
+  std::vector<int> ready_;  // fds with complete requests still buffered
   ServerMetrics metrics_;
 };
 
