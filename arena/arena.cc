@@ -89,7 +89,6 @@ Arena::Arena(const ArenaOptions& options)
       block_size_(runtime_->config().block_size),
       large_threshold_(runtime_->config().large_threshold),
       options_(options) {
-  UpdateFastKey();
   runtime_->Count(runtime_->Local(), &ThreadCounters::arenas_created, 1);
 }
 
@@ -108,8 +107,9 @@ void Arena::ClaimOwnership() noexcept {
   const void* token = internal::ThreadToken();
   // Relaxed: an identity written only by the thread that becomes owner; the
   // hand-over itself is synchronized by the caller (see arena.h).
-  if (owner_.load(std::memory_order_relaxed) != token) {
+  if (owner_plain_ != token) {
     owner_.store(token, std::memory_order_relaxed);
+    owner_plain_ = token;
   }
 }
 
@@ -133,28 +133,33 @@ void* Arena::AllocateSlow(std::size_t bytes, std::size_t alignment) noexcept {
   if (bytes > large_threshold_) {
     p = AllocateLarge(bytes, alignment);
   } else {
+    // Room in the current block first, then a freed chunk of the class,
+    // then a new block.
     const std::size_t size = ChunkSize(bytes);
-    if (free_chunks_ != 0 && alignment == kGrain) p = PopFree(size);
-    if (p == nullptr) p = BumpSlow(size, alignment);
+    p = BumpCurrent(size, alignment);
+    if (p == nullptr && free_chunks_ != 0 && alignment == kGrain) p = PopFree(size);
+    if (p == nullptr) p = BumpNewBlock(size, alignment);
     if (p != nullptr) UnpoisonMemory(p, bytes);
   }
   if (p != nullptr) {
     live_bytes_ += bytes;
     ++slow_allocations_;
   }
-  UpdateFastKey();
   Publish();
   return p;
 }
 
-void* Arena::BumpSlow(std::size_t size, std::size_t alignment) noexcept {
-  if (cursor_ != nullptr) {
-    char* p = AlignUp(cursor_, alignment);
-    if (p <= limit_ && size <= static_cast<std::size_t>(limit_ - p)) {
-      cursor_ = p + size;
-      return p;
-    }
+void* Arena::BumpCurrent(std::size_t size, std::size_t alignment) noexcept {
+  if (cursor_ == nullptr) return nullptr;
+  char* p = AlignUp(cursor_, alignment);
+  if (p <= limit_ && size <= static_cast<std::size_t>(limit_ - p)) {
+    cursor_ = p + size;
+    return p;
   }
+  return nullptr;
+}
+
+void* Arena::BumpNewBlock(std::size_t size, std::size_t alignment) noexcept {
   BlockHeader* block = NextBlock();
   if (block == nullptr) return nullptr;
   block->next.store(blocks_, std::memory_order_relaxed);
@@ -165,7 +170,7 @@ void* Arena::BumpSlow(std::size_t size, std::size_t alignment) noexcept {
   // Fits: size <= block_size / 2 and alignment <= block_size / 2.
   char* p = AlignUp(start, alignment);
   cursor_ = p + size;
-  ARENA_DCHECK(cursor_ <= limit_, "BumpSlow: chunk larger than a block");
+  ARENA_DCHECK(cursor_ <= limit_, "BumpNewBlock: chunk larger than a block");
   return p;
 }
 
@@ -246,7 +251,7 @@ void* Arena::PopFree(std::size_t size) noexcept {
     FreeLists::Node* node = free_->heads[c];
     UnpoisonMemory(node, sizeof(FreeLists::Node));
     free_->heads[c] = node->next;
-    if (node->next == nullptr) free_->nonempty[c / 64] &= ~(1ull << (c % 64));
+    if (node->next == nullptr) free_->nonempty[c / 64] &= ~(std::uint64_t{1} << (c % 64));
     --free_chunks_;
     return node;
   }
@@ -257,16 +262,21 @@ void Arena::PushFree(char* chunk, std::size_t size) noexcept {
   if (free_ == nullptr) {
     // The table lives in the arena itself; without room the chunk simply
     // waits for Reset.
-    char* table = static_cast<char*>(BumpSlow(ChunkSize(sizeof(FreeLists)), kGrain));
+    const std::size_t table_size = ChunkSize(sizeof(FreeLists));
+    char* table = static_cast<char*>(BumpCurrent(table_size, kGrain));
+    if (table == nullptr) table = static_cast<char*>(BumpNewBlock(table_size, kGrain));
     if (table == nullptr) return;
     UnpoisonMemory(table, sizeof(FreeLists));
-    free_ = ::new (table) FreeLists();
+    // Only the bitmap is initialized: a head is read only when its bit is set.
+    free_ = reinterpret_cast<FreeLists*>(table);
+    free_->nonempty[0] = free_->nonempty[1] = 0;
   }
   const std::size_t c = ClassFloor(size);
   auto* node = reinterpret_cast<FreeLists::Node*>(chunk);
-  node->next = free_->heads[c];
+  const bool had = (free_->nonempty[c / 64] >> (c % 64) & 1) != 0;
+  node->next = had ? free_->heads[c] : nullptr;
   free_->heads[c] = node;
-  free_->nonempty[c / 64] |= 1ull << (c % 64);
+  free_->nonempty[c / 64] |= std::uint64_t{1} << (c % 64);
   ++free_chunks_;
   PoisonMemory(chunk, size);
 }
@@ -281,7 +291,6 @@ void Arena::Deallocate(void* p, std::size_t bytes) noexcept {
   // Relaxed: identity only (see arena.h on hand-over).
   if (owner_.load(std::memory_order_relaxed) == internal::ThreadToken()) {
     DeallocateLocal(p, bytes, block);
-    UpdateFastKey();
     return;
   }
   auto* chunk = static_cast<FreeChunk*>(p);
@@ -381,8 +390,12 @@ void Arena::ReleaseAll() noexcept {
     node->destroy(node->object);
   }
   BusyGuard guard(&busy_);
-  // Pending remote frees die with the blocks; count them as freed.
-  for (FreeChunk* c = remote_.exchange(nullptr, std::memory_order_acquire);
+  // Pending remote frees die with the blocks; count them as freed. (A remote
+  // free that happened-before this Reset is visible to the relaxed peek; one
+  // racing with it is the caller's use-after-free.)
+  for (FreeChunk* c = remote_.load(std::memory_order_relaxed) == nullptr
+                          ? nullptr
+                          : remote_.exchange(nullptr, std::memory_order_acquire);
        c != nullptr;) {
     UnpoisonMemory(c, sizeof(FreeChunk));
     FreeChunk* next = c->next;
@@ -421,7 +434,6 @@ void Arena::ReleaseAll() noexcept {
   reserved_ = false;
   free_ = nullptr;
   free_chunks_ = 0;
-  UpdateFastKey();
   Publish();
 }
 

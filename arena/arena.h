@@ -169,17 +169,18 @@ class Arena {
     return ((bytes | (bytes == 0)) + (kGrain - 1)) & ~(kGrain - 1);
   }
 
-  // The fast path: the owner, no chunk waiting in a free list (fast_key_ is
-  // the owner's token only then, so one compare checks both), default
-  // alignment, and room in the current block. `size - 1 < limit_ - cursor_`
-  // with size = bytes rounded up to 16 is false for bytes == 0 (size - 1
-  // wraps; zero-byte requests take the slow path and get 16 bytes) and for
-  // bytes so large that the rounding wraps.
+  // The fast path: the owner, default alignment, and room in the current
+  // block. `size - 1 < limit_ - cursor_` with size = bytes rounded up to 16
+  // is false for bytes == 0 (size - 1 wraps; zero-byte requests take the
+  // slow path and get 16 bytes) and for bytes so large that rounding wraps.
+  // Chunks freed on the owner wait in free lists until the current block is
+  // full: the slow path reuses them before it takes a new block, and the
+  // fast path never looks at them.
   static std::size_t RoundUpGrain(std::size_t bytes) {
     return (bytes + (kGrain - 1)) & ~(kGrain - 1);
   }
   bool CanBumpFast(std::size_t bytes, std::size_t alignment) const noexcept {
-    return alignment <= kGrain && fast_key_ == internal::ThreadToken() &&
+    return alignment <= kGrain && owner_plain_ == internal::ThreadToken() &&
            RoundUpGrain(bytes) - 1 < static_cast<std::size_t>(limit_ - cursor_);
   }
   void* BumpFast(std::size_t bytes) noexcept {
@@ -192,7 +193,8 @@ class Arena {
 
   void* AllocateSlow(std::size_t bytes, std::size_t alignment) noexcept;
   void* AllocateSlowOrThrow(std::size_t bytes, std::size_t alignment);
-  void* BumpSlow(std::size_t size, std::size_t alignment) noexcept;
+  void* BumpCurrent(std::size_t size, std::size_t alignment) noexcept;
+  void* BumpNewBlock(std::size_t size, std::size_t alignment) noexcept;
   void* AllocateLarge(std::size_t bytes, std::size_t alignment) noexcept;
   internal::BlockHeader* NextBlock() noexcept;
   void* PopFree(std::size_t size) noexcept;
@@ -204,18 +206,12 @@ class Arena {
   void Publish() noexcept;
   void AddCleanup(void* node, void* object, void (*destroy)(void*));
   void ReleaseAll() noexcept;
-  void UpdateFastKey() noexcept {
-    // Relaxed: owner_ is only ever written by the thread running this.
-    fast_key_ = free_chunks_ == 0 ? owner_.load(std::memory_order_relaxed)
-                                  : nullptr;
-  }
 
   // Hot: read or written by every Allocate.
   char* cursor_ = nullptr;       // next free byte of the current block
   char* limit_ = nullptr;        // end of the current block
-  // The owner's thread token while every free list is empty, else null: the
-  // fast path runs only for the owner and only when no chunk waits for reuse.
-  const void* fast_key_ = nullptr;
+  // The owner's thread token (a plain copy of owner_ for the fast path).
+  const void* owner_plain_ = nullptr;
   std::size_t live_bytes_ = 0;
   // The owner's thread token; read by Deallocate on any thread.
   std::atomic<const void*> owner_{nullptr};

@@ -19,6 +19,7 @@ namespace internal {
 __thread char tls_thread_token ARENA_TLS_INITIAL_EXEC = 0;
 
 std::atomic<Runtime*> Runtime::instance_{nullptr};
+__thread ThreadState* tls_thread_state ARENA_TLS_INITIAL_EXEC = nullptr;
 
 namespace {
 
@@ -31,9 +32,8 @@ Mutex& StartMutex() {
   return *mu;
 }
 
-// Thread-exit hook. tls_phase: 0 no state yet, 1 alive, 2 exiting or gone.
-__thread int tls_phase ARENA_TLS_INITIAL_EXEC = 0;
-__thread ThreadState* tls_state ARENA_TLS_INITIAL_EXEC = nullptr;
+// Set once this thread's exit hook ran: no state may be created any more.
+__thread bool tls_exited ARENA_TLS_INITIAL_EXEC = false;
 
 struct ThreadExitHook {
   ThreadState* state = nullptr;
@@ -131,14 +131,12 @@ std::int64_t Runtime::NowMs() {
       .count();
 }
 
-ThreadState* Runtime::Local() {
-  if (ABSL_PREDICT_TRUE(tls_phase == 1)) return tls_state;
-  if (tls_phase == 2) return nullptr;
+ThreadState* Runtime::LocalSlow() {
+  if (tls_exited) return nullptr;
   auto* state = new ThreadState(&depot_, config_.thread_cache_blocks);
   state->idle_since_ms = NowMs();
   Register(state);
-  tls_state = state;
-  tls_phase = 1;
+  tls_thread_state = state;
   // First odr-use of the thread_local constructs it and schedules its
   // destructor for this thread's exit.
   tls_exit_hook.state = state;
@@ -175,22 +173,11 @@ void Runtime::RetireThread(ThreadState* state) {
 
 namespace {
 ThreadExitHook::~ThreadExitHook() {
-  tls_phase = 2;
-  tls_state = nullptr;
+  tls_exited = true;
+  tls_thread_state = nullptr;
   if (state != nullptr) Runtime::RetireThread(state);
 }
 }  // namespace
-
-void Runtime::Count(ThreadState* local, CounterField field,
-                    std::int64_t delta) {
-  if (local != nullptr) {
-    std::atomic<std::int64_t>& c = local->counters.*field;
-    c.store(c.load(std::memory_order_relaxed) + delta,
-            std::memory_order_relaxed);
-  } else {
-    (retired_.*field).fetch_add(delta, std::memory_order_relaxed);
-  }
-}
 
 BlockHeader* Runtime::TakeBlock(ThreadState* local) {
   if (local != nullptr) return local->cache.Get();

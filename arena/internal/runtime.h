@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "absl/base/optimization.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "arena/config.h"
@@ -23,6 +24,7 @@
 #include "arena/internal/depot.h"
 #include "arena/internal/mutex.h"
 #include "arena/internal/thread_cache.h"
+#include "arena/internal/thread_token.h"
 #include "arena/page_source.h"
 #include "arena/stats.h"
 
@@ -64,6 +66,10 @@ struct ThreadState {
   ThreadState* next = nullptr;
 };
 
+// The calling thread's state while it is alive; null before first use and
+// once the thread exits. Initial-exec TLS: one %fs-relative load.
+extern __thread ThreadState* tls_thread_state ARENA_TLS_INITIAL_EXEC;
+
 class Runtime {
  public:
   // The process runtime, started with defaults + environment if needed.
@@ -85,7 +91,10 @@ class Runtime {
 
   // The calling thread's state, created on first use; nullptr once the
   // thread has begun to exit (its cache is gone: use the depot directly).
-  ThreadState* Local();
+  ThreadState* Local() {
+    ThreadState* state = tls_thread_state;
+    return ABSL_PREDICT_TRUE(state != nullptr) ? state : LocalSlow();
+  }
 
   // A free block for an arena, from `local`'s cache or (local == nullptr)
   // straight from the depot; nullptr when memory is exhausted.
@@ -98,9 +107,16 @@ class Runtime {
   BlockHeader* MapLarge(std::size_t bytes, std::size_t alignment);
   void UnmapLarge(BlockHeader* block);
 
-  // Adds `delta` to a counter of `local` (single writer) or, when the thread
-  // is exiting, of the retired totals.
-  void Count(ThreadState* local, CounterField field, std::int64_t delta);
+  // Adds `delta` to a counter of `local` (single writer: load + store) or,
+  // when the thread is exiting, of the retired totals (fetch_add).
+  void Count(ThreadState* local, CounterField field, std::int64_t delta) {
+    if (ABSL_PREDICT_TRUE(local != nullptr)) {
+      std::atomic<std::int64_t>& c = local->counters.*field;
+      c.store(c.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
+    } else {
+      (retired_.*field).fetch_add(delta, std::memory_order_relaxed);
+    }
+  }
 
   ProcessStats Stats();
   std::size_t ReleaseIdleMemory();
@@ -121,6 +137,7 @@ class Runtime {
  private:
   Runtime(const Config& config, PageSource* source);
   static Runtime& StartDefault();
+  ThreadState* LocalSlow();
   void Register(ThreadState* state);
   void ReleaseLoop();
 
