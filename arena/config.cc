@@ -44,6 +44,7 @@ constexpr KeySpec kKeys[] = {
     {"release_interval_ms", Kind::kMillis, nullptr, &Config::release_interval_ms,
      nullptr},
     {"max_total_bytes", Kind::kBytes, &Config::max_total_bytes, nullptr, nullptr},
+    {"large_cache_bytes", Kind::kBytes, &Config::large_cache_bytes, nullptr, nullptr},
     {"prewarm_bytes", Kind::kBytes, &Config::prewarm_bytes, nullptr, nullptr},
 };
 

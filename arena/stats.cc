@@ -35,6 +35,7 @@ const Field kFields[] = {
     ARENA_FIELD(decommitted_bytes, false,
                 "Free blocks still mapped whose pages were given back."),
     ARENA_FIELD(large_bytes, false, "Dedicated large mappings held by arenas."),
+    ARENA_FIELD(large_cache_bytes, false, "Freed large mappings kept for reuse."),
     ARENA_FIELD(arenas_created, true, "Arenas constructed."),
     ARENA_FIELD(arenas_destroyed, true, "Arenas destroyed."),
     ARENA_FIELD(resets, true, "Arena resets."),

@@ -38,11 +38,12 @@ struct ProcessStats {
   std::size_t committed_bytes = 0;  // mapped minus decommitted
   std::size_t live_bytes = 0;       // handed to callers, not yet freed
   std::size_t in_arena_bytes = 0;   // blocks held by live arenas
-  std::size_t cached_bytes = 0;     // committed free blocks: caches + depot
+  std::size_t cached_bytes = 0;     // committed free memory: caches, depot, large cache
   std::size_t thread_cache_bytes = 0;   // part of cached_bytes
   std::size_t depot_bytes = 0;          // part of cached_bytes
   std::size_t decommitted_bytes = 0;    // free blocks kept mapped, pages given back
   std::size_t large_bytes = 0;          // dedicated large mappings in arenas
+  std::size_t large_cache_bytes = 0;    // freed large mappings kept for reuse
   // Traffic.
   std::uint64_t arenas_created = 0;
   std::uint64_t arenas_destroyed = 0;

@@ -22,6 +22,7 @@
 #include <memory_resource>
 #include <new>
 #include <optional>
+#include <type_traits>
 #include <vector>
 
 #include <google/protobuf/arena.h>
@@ -220,6 +221,10 @@ struct TbbMemoryPool {
   tbb::memory_pool<std::allocator<char>> pool_;
   PeerResource<TbbMemoryPool> resource_{this};
 };
+
+template <class P>
+inline constexpr bool kIsArenaPeer =
+    std::is_same_v<P, ArenaReset> || std::is_same_v<P, ArenaFresh> || std::is_same_v<P, ArenaDealloc>;
 
 // Which malloc answers in this process: "glibc", or the LD_PRELOADed one.
 const char* LoadedMalloc();

@@ -210,6 +210,14 @@ TEST(Arena, LargeAllocationsGetOwnMappingAndAreFreedIndividually) {
   a.Deallocate(p, big);
   EXPECT_EQ(a.stats().large_blocks, 0u);
   EXPECT_EQ(a.stats().block_bytes, 0u);
+  // The mapping is kept in the large cache and serves the next request of
+  // that size class without a new mapping.
+  const arena::ProcessStats cached = arena::GlobalStats();
+  EXPECT_GE(cached.large_cache_bytes, big);
+  void* again = a.Allocate(big - 1000);
+  EXPECT_EQ(arena::GlobalStats().mapped_bytes, cached.mapped_bytes);
+  EXPECT_LT(arena::GlobalStats().large_cache_bytes, cached.large_cache_bytes);
+  a.Deallocate(again, big - 1000);
 }
 
 TEST(Arena, MaxBytesThrowsAndArenaStaysUsable) {

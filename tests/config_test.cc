@@ -46,6 +46,7 @@ TEST(Config, DefaultsAreValid) {
   EXPECT_EQ(c.release_interval_ms, 250);
   EXPECT_EQ(c.max_total_bytes, 0u);
   EXPECT_EQ(c.prewarm_bytes, 0u);
+  EXPECT_EQ(c.large_cache_bytes, 64u << 20);
 }
 
 // One case per rule: the message names the key, the value and the rule.
@@ -128,6 +129,7 @@ TEST(ParseConfigToml, ReadsArenaTableAndIgnoresOthers) {
     release_interval_ms = 10
     max_total_bytes = "4GiB"
     prewarm_bytes = "1MiB"
+    large_cache_bytes = "8MiB"
   )");
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->block_size, 128u * 1024);
@@ -140,6 +142,7 @@ TEST(ParseConfigToml, ReadsArenaTableAndIgnoresOthers) {
   EXPECT_EQ(c->release_interval_ms, 10);
   EXPECT_EQ(c->max_total_bytes, 4ull << 30);
   EXPECT_EQ(c->prewarm_bytes, 1u << 20);
+  EXPECT_EQ(c->large_cache_bytes, 8u << 20);
 }
 
 TEST(ParseConfigToml, EmptyTextGivesBase) {
@@ -237,7 +240,7 @@ TEST(ConfigToToml, RoundTrips) {
   auto back = arena::ParseConfigToml(arena::ConfigToToml(c));
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(*back, c);
-  EXPECT_EQ(arena::ConfigKeys().size(), 10u);
+  EXPECT_EQ(arena::ConfigKeys().size(), 11u);
 }
 
 }  // namespace

@@ -221,9 +221,9 @@ TEST(Stress, ZzAccountingEveryMappedByteIsAccountedFor) {
   EXPECT_EQ(s.large_bytes, 0u);
   EXPECT_EQ(s.thread_cache_bytes, 0u);
   EXPECT_EQ(s.arenas_created, s.arenas_destroyed);
-  EXPECT_EQ(s.mapped_bytes, s.depot_bytes + s.decommitted_bytes)
+  EXPECT_EQ(s.mapped_bytes, s.depot_bytes + s.decommitted_bytes + s.large_cache_bytes)
       << arena::ToJson(s);
-  EXPECT_EQ(s.committed_bytes, s.depot_bytes) << arena::ToJson(s);
+  EXPECT_EQ(s.committed_bytes, s.depot_bytes + s.large_cache_bytes) << arena::ToJson(s);
   // And Trim gives all of it back to the OS.
   arena::Trim();
   const arena::ProcessStats t = arena::GlobalStats();

@@ -3,10 +3,12 @@
 #include <pthread.h>
 
 #include <chrono>
+#include <limits>
 #include <new>
 #include <string>
 #include <thread>
 
+#include "absl/numeric/bits.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "arena/internal/check.h"
@@ -201,13 +203,44 @@ void Runtime::ReturnBlocks(ThreadState* local, BlockHeader* head,
   }
 }
 
-BlockHeader* Runtime::MapLarge(std::size_t bytes, std::size_t alignment) {
+namespace {
+// Large mapping sizes: page-rounded, then up to one of 8 classes per power
+// of two (at most 12.5% over), so that a cached mapping fits later requests.
+std::size_t LargeMappingSize(std::size_t need) {
   constexpr std::size_t kPage = PageSource::kPageSize;
+  std::size_t size = (need + kPage - 1) & ~(kPage - 1);
+  if (size <= 8 * kPage) return size;
+  const int e = 63 - absl::countl_zero(static_cast<std::uint64_t>(size));
+  const std::size_t step = std::size_t{1} << (e - 3);
+  return (size + step - 1) & ~(step - 1);
+}
+}  // namespace
+
+BlockHeader* Runtime::MapLarge(std::size_t bytes, std::size_t alignment) {
   if (bytes > (std::size_t{1} << 46)) return nullptr;
-  const std::size_t need = kBlockHeaderSize + alignment + bytes;
-  const std::size_t size = (need + kPage - 1) & ~(kPage - 1);
+  const std::size_t size = LargeMappingSize(kBlockHeaderSize + alignment + bytes);
+  {
+    MutexLock lock(&large_mu_);
+    auto it = large_free_.find(size);
+    if (it != large_free_.end()) {
+      BlockHeader* block = it->second;
+      BlockHeader* next = block->next.load(std::memory_order_relaxed);
+      if (next == nullptr) large_free_.erase(it);
+      else it->second = next;
+      large_cached_ -= size;
+      large_cached_mirror_.store(large_cached_, std::memory_order_relaxed);
+      block->next.store(nullptr, std::memory_order_relaxed);
+      return block;
+    }
+  }
   void* p = source_->Map(size, config_.block_size);
-  if (p == nullptr) return nullptr;
+  if (p == nullptr) {
+    // Out of memory (or at the cap): cached mappings of other sizes are
+    // memory too. Give them back and try once more.
+    if (ReleaseLargeCache(std::numeric_limits<std::int64_t>::max()) == 0) return nullptr;
+    p = source_->Map(size, config_.block_size);
+    if (p == nullptr) return nullptr;
+  }
   auto* block = ::new (p) BlockHeader();
   block->size = size;
   block->kind = BlockKind::kLarge;
@@ -217,7 +250,60 @@ BlockHeader* Runtime::MapLarge(std::size_t bytes, std::size_t alignment) {
 void Runtime::UnmapLarge(BlockHeader* block) {
   const std::size_t size = block->size;
   UnpoisonMemory(block, size);
+  {
+    MutexLock lock(&large_mu_);
+    if (large_cached_ + size <= config_.large_cache_bytes) {
+      block->owner = nullptr;
+      block->prev = nullptr;
+      block->idle_since_ms = NowMs();
+      BlockHeader*& head = large_free_[size];
+      block->next.store(head, std::memory_order_relaxed);
+      head = block;
+      large_cached_ += size;
+      large_cached_mirror_.store(large_cached_, std::memory_order_relaxed);
+      return;
+    }
+  }
   source_->Unmap(block, size);
+}
+
+std::size_t Runtime::ReleaseLargeCache(std::int64_t cutoff_ms) {
+  BlockHeader* doomed = nullptr;
+  std::size_t bytes = 0;
+  {
+    MutexLock lock(&large_mu_);
+    for (auto it = large_free_.begin(); it != large_free_.end();) {
+      // Each list is newest first: cut it where blocks get old enough.
+      BlockHeader* keep_tail = nullptr;
+      BlockHeader* old = it->second;
+      while (old != nullptr && old->idle_since_ms >= cutoff_ms) {
+        keep_tail = old;
+        old = old->next.load(std::memory_order_relaxed);
+      }
+      if (keep_tail == nullptr) {
+        it->second = nullptr;
+      } else {
+        keep_tail->next.store(nullptr, std::memory_order_relaxed);
+      }
+      while (old != nullptr) {
+        BlockHeader* next = old->next.load(std::memory_order_relaxed);
+        old->next.store(doomed, std::memory_order_relaxed);
+        doomed = old;
+        bytes += old->size;
+        old = next;
+      }
+      if (it->second == nullptr) large_free_.erase(it++);
+      else ++it;
+    }
+    large_cached_ -= bytes;
+    large_cached_mirror_.store(large_cached_, std::memory_order_relaxed);
+  }
+  while (doomed != nullptr) {
+    BlockHeader* next = doomed->next.load(std::memory_order_relaxed);
+    source_->Unmap(doomed, doomed->size);
+    doomed = next;
+  }
+  return bytes;
 }
 
 ProcessStats Runtime::Stats() {
@@ -266,14 +352,16 @@ ProcessStats Runtime::Stats() {
   s.arenas_destroyed = clamp(destroyed);
   s.resets = clamp(resets);
   s.large_allocations = clamp(large_allocs);
-  s.cached_bytes = s.thread_cache_bytes + s.depot_bytes;
+  s.large_cache_bytes = large_cached_mirror_.load(std::memory_order_relaxed);
+  s.cached_bytes = s.thread_cache_bytes + s.depot_bytes + s.large_cache_bytes;
   s.fragmentation = FragmentationRatio(s.committed_bytes, s.live_bytes);
   return s;
 }
 
 std::size_t Runtime::ReleaseIdleMemory() {
   const std::int64_t now = NowMs();
-  const std::size_t released = depot_.ReleaseIdle(now, config_.release_delay_ms);
+  const std::size_t released = depot_.ReleaseIdle(now, config_.release_delay_ms) +
+                               ReleaseLargeCache(now - config_.release_delay_ms);
   // Ask threads whose caches sat idle for the delay to trim themselves (a
   // cache is private: only its thread may touch it, in OnThreadIdle).
   MutexLock lock(&registry_mu_);
@@ -292,7 +380,7 @@ std::size_t Runtime::ReleaseIdleMemory() {
 
 std::size_t Runtime::Trim() {
   FlushThreadCache();
-  return depot_.Trim();
+  return depot_.Trim() + ReleaseLargeCache(std::numeric_limits<std::int64_t>::max());
 }
 
 std::size_t Runtime::FlushThreadCache() {
@@ -320,7 +408,10 @@ std::size_t Runtime::OnThreadIdle() {
     // the depot may decommit them at once.
     flushed = local->cache.Flush(now - delay) * config_.block_size;
   }
-  if (!config_.background_release) depot_.ReleaseIdle(now, delay);
+  if (!config_.background_release) {
+    depot_.ReleaseIdle(now, delay);
+    ReleaseLargeCache(now - delay);
+  }
   return flushed;
 }
 
@@ -334,11 +425,13 @@ void Runtime::ReleaseLoop() {
 
 void Runtime::ForkPrepareImpl() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   registry_mu_.Lock();
+  large_mu_.Lock();
   depot_.LockForFork();
 }
 
 void Runtime::ForkAfterImpl() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   depot_.UnlockAfterFork();
+  large_mu_.Unlock();
   registry_mu_.Unlock();
 }
 

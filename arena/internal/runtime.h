@@ -18,6 +18,7 @@
 
 #include "absl/base/optimization.h"
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "arena/config.h"
 #include "arena/internal/block.h"
@@ -105,7 +106,12 @@ class Runtime {
   // A dedicated mapping for one allocation of `bytes` aligned to `alignment`
   // (at most block_size / 2); nullptr on failure.
   BlockHeader* MapLarge(std::size_t bytes, std::size_t alignment);
+  // Gives a large mapping back: kept in the large cache (within
+  // large_cache_bytes) or unmapped.
   void UnmapLarge(BlockHeader* block);
+  // Unmaps cached large mappings idle since before `cutoff_ms`; all if
+  // cutoff_ms is max. Returns the bytes.
+  std::size_t ReleaseLargeCache(std::int64_t cutoff_ms);
 
   // Adds `delta` to a counter of `local` (single writer: load + store) or,
   // when the thread is exiting, of the retired totals (fetch_add).
@@ -149,6 +155,12 @@ class Runtime {
 
   Mutex registry_mu_;
   ThreadState* threads_ ABSL_GUARDED_BY(registry_mu_) = nullptr;
+  // Large cache: freed large mappings by size (linked through `next`), the
+  // most recently freed first. Large allocations are rare: a mutex is fine.
+  Mutex large_mu_;
+  absl::flat_hash_map<std::size_t, BlockHeader*> large_free_ ABSL_GUARDED_BY(large_mu_);
+  std::size_t large_cached_ ABSL_GUARDED_BY(large_mu_) = 0;
+  std::atomic<std::size_t> large_cached_mirror_{0};  // statistics only
   std::size_t thread_count_ ABSL_GUARDED_BY(registry_mu_) = 0;
   // Counters folded in from exited threads, and counts made by threads
   // that are exiting; multi-writer (fetch_add), statistics only.
