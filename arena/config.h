@@ -47,10 +47,10 @@ struct Config {
   // Cap on bytes mapped by the process-wide runtime; 0: none. When set, at
   // least block_size. Past it Allocate throws std::bad_alloc.
   std::size_t max_total_bytes = 0;
-  // Freed large mappings kept for reuse (sizes are rounded up to one of 8
-  // classes per power of two, so a kept mapping fits later requests); idle
-  // ones go back after release_delay_ms. 0 unmaps every large mapping at once.
-  std::size_t large_cache_bytes = 64 * 1024 * 1024;
+  // Freed large mappings kept for reuse by later large allocations (one of
+  // at least the size and at most twice it); idle ones go back after
+  // release_delay_ms. 0 unmaps every large mapping at once.
+  std::size_t large_cache_bytes = 16 * 1024 * 1024;
   // Bytes of blocks mapped into the depot when the runtime starts, so that
   // the first requests find memory ready. At most depot_max_bytes and
   // max_total_bytes (when set).

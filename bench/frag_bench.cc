@@ -180,7 +180,7 @@ int Run(const Options& o, const std::string& name) {
   if constexpr (kIsArenaPeer<P>) {
     const arena::Config& c = arena::CurrentConfig();
     release_wait_ms = 3 * c.release_delay_ms + 2 * c.release_interval_ms;
-    ceiling = c.depot_max_bytes + c.thread_cache_blocks * c.block_size;
+    ceiling = c.depot_max_bytes + c.thread_cache_blocks * c.block_size + c.large_cache_bytes;
   }
   const auto idle_end = Clock::now() + std::chrono::milliseconds(release_wait_ms);
   while (Clock::now() < idle_end) {

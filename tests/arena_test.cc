@@ -218,6 +218,11 @@ TEST(Arena, LargeAllocationsGetOwnMappingAndAreFreedIndividually) {
   EXPECT_EQ(arena::GlobalStats().mapped_bytes, cached.mapped_bytes);
   EXPECT_LT(arena::GlobalStats().large_cache_bytes, cached.large_cache_bytes);
   a.Deallocate(again, big - 1000);
+  // A cached mapping serves requests of at least half its size only: 1.5 MiB
+  // does not take the 4.5 MiB one.
+  void* small = a.Allocate(3 << 19);
+  EXPECT_GT(arena::GlobalStats().mapped_bytes, cached.mapped_bytes);
+  a.Deallocate(small, 3 << 19);
 }
 
 TEST(Arena, MaxBytesThrowsAndArenaStaysUsable) {

@@ -46,7 +46,7 @@ TEST(Config, DefaultsAreValid) {
   EXPECT_EQ(c.release_interval_ms, 250);
   EXPECT_EQ(c.max_total_bytes, 0u);
   EXPECT_EQ(c.prewarm_bytes, 0u);
-  EXPECT_EQ(c.large_cache_bytes, 64u << 20);
+  EXPECT_EQ(c.large_cache_bytes, 16u << 20);
 }
 
 // One case per rule: the message names the key, the value and the rule.

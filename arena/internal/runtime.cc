@@ -221,13 +221,13 @@ BlockHeader* Runtime::MapLarge(std::size_t bytes, std::size_t alignment) {
   const std::size_t size = LargeMappingSize(kBlockHeaderSize + alignment + bytes);
   {
     MutexLock lock(&large_mu_);
-    auto it = large_free_.find(size);
-    if (it != large_free_.end()) {
+    auto it = large_free_.lower_bound(size);
+    if (it != large_free_.end() && it->first <= 2 * size) {
       BlockHeader* block = it->second;
       BlockHeader* next = block->next.load(std::memory_order_relaxed);
       if (next == nullptr) large_free_.erase(it);
       else it->second = next;
-      large_cached_ -= size;
+      large_cached_ -= block->size;
       large_cached_mirror_.store(large_cached_, std::memory_order_relaxed);
       block->next.store(nullptr, std::memory_order_relaxed);
       return block;

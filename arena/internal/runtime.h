@@ -15,10 +15,10 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 
 #include "absl/base/optimization.h"
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "arena/config.h"
 #include "arena/internal/block.h"
@@ -156,9 +156,11 @@ class Runtime {
   Mutex registry_mu_;
   ThreadState* threads_ ABSL_GUARDED_BY(registry_mu_) = nullptr;
   // Large cache: freed large mappings by size (linked through `next`), the
-  // most recently freed first. Large allocations are rare: a mutex is fine.
+  // most recently freed first; a request takes the smallest cached mapping
+  // of at least its size and at most twice it. Large allocations are rare:
+  // a mutex is fine.
   Mutex large_mu_;
-  absl::flat_hash_map<std::size_t, BlockHeader*> large_free_ ABSL_GUARDED_BY(large_mu_);
+  std::map<std::size_t, BlockHeader*> large_free_ ABSL_GUARDED_BY(large_mu_);
   std::size_t large_cached_ ABSL_GUARDED_BY(large_mu_) = 0;
   std::atomic<std::size_t> large_cached_mirror_{0};  // statistics only
   std::size_t thread_count_ ABSL_GUARDED_BY(registry_mu_) = 0;
