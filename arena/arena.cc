@@ -145,7 +145,12 @@ void* Arena::AllocateSlow(std::size_t bytes, std::size_t alignment) noexcept {
     live_bytes_ += bytes;
     ++slow_allocations_;
   }
-  Publish();
+  // Publishing costs a few stores to this thread's counters: do it when a
+  // block came or went, or when live bytes moved by 16 KiB.
+  if (block_bytes_ != published_block_bytes_ ||
+      live_bytes_ + kPublishSlack - published_live_ > 2 * kPublishSlack) {
+    Publish();
+  }
   return p;
 }
 

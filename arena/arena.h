@@ -163,6 +163,7 @@ class Arena {
   struct FreeLists;
 
   static constexpr std::size_t kGrain = 16;
+  static constexpr std::size_t kPublishSlack = 16 * 1024;
 
   // Bytes a chunk takes: `bytes` rounded up to 16, at least 16.
   static std::size_t ChunkSize(std::size_t bytes) {

@@ -9,8 +9,9 @@
 // relaxed loads, plus the page source's and depot's counters, so a snapshot
 // taken while other threads run is a best-effort estimate: each field is
 // exact for some recent instant, not all for the same one. Arenas publish
-// their live bytes to these sums on their slow paths and at Reset, so the
-// process `live_bytes` lags the arenas' own counts by at most a block each.
+// their live bytes to these sums when they take or return a block, when
+// their count moved by 16 KiB, and at Reset, so the process `live_bytes`
+// lags the arenas' own counts by at most a block (plus 16 KiB) each.
 #ifndef ARENA_STATS_H_
 #define ARENA_STATS_H_
 

@@ -55,7 +55,7 @@ struct Floor {
   static constexpr bool kMallocFamily = false;
   explicit Floor(std::size_t bytes = 64 << 20)
       : buffer_(static_cast<char*>(std::aligned_alloc(64, bytes))), cursor_(buffer_),
-        wrap_(buffer_ + bytes - (1 << 20)) {
+        wrap_(buffer_ + bytes - (64 << 10)) {
     // Hot: touch every page once so the floor never page-faults.
     for (std::size_t i = 0; i < bytes; i += 4096) buffer_[i] = 0;
   }
@@ -68,7 +68,7 @@ struct Floor {
   void Free(void*, std::size_t) {}
   void EndRequest() {
     // Rewinding per request keeps the buffer hot; workloads that never end
-    // a request (cross-thread) wrap around instead.
+    // a request wrap around instead (MaybeWrap).
     cursor_ = buffer_;
   }
   void MaybeWrap() {

@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""Turns bench/run's raw results into summary.md and PNG plots (gnuplot).
+
+Reads RESULTS/raw/{glibc,jemalloc,tcmalloc,mimalloc}.json (Google Benchmark,
+median aggregates), RESULTS/raw/frag.jsonl and frag_*.csv, and
+RESULTS/raw/machine.txt. Ratios are oriented as the issue asks: "peer time /
+arena time" (above 1 means arena is faster) and "time / floor time".
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+from collections import defaultdict
+
+ARENA = "arena"
+FLOOR = "floor"
+
+
+def load_benchmarks(raw):
+    # data[(workload, args)][threads][peer] = (items_per_second, counters)
+    data = defaultdict(lambda: defaultdict(dict))
+    for lib in ("glibc", "jemalloc", "tcmalloc", "mimalloc"):
+        path = os.path.join(raw, lib + ".json")
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            doc = json.load(f)
+        for b in doc["benchmarks"]:
+            if b.get("aggregate_name") != "median":
+                continue
+            name = b["run_name"]
+            m = re.match(r"([^/]+)/([^/]+)/(.*?)/?real_time/threads:(\d+)$", name + "")
+            if not m:
+                m = re.match(r"([^/]+)/([^/]+)(.*)/threads:(\d+)$", name)
+            workload, peer, args, threads = m.group(1), m.group(2), m.group(3).strip("/"), int(m.group(4))
+            counters = {k: v for k, v in b.items() if k in ("bytes_per_request", "depot_ops_per_request")}
+            data[(workload, args)][threads][peer] = (b["items_per_second"], counters)
+    return data
+
+
+def fmt(x, digits=2):
+    return f"{x:.{digits}f}"
+
+
+def table_for(cell, threads, unit_name, per_item_scale=1e9):
+    """Markdown rows for one workload/args/threads cell."""
+    ref = ARENA if ARENA in cell else "arena_dealloc"
+    arena_ips = cell.get(ref, (None,))[0]
+    floor_ips = cell.get(FLOOR, (None,))[0]
+    rows = []
+    for peer, (ips, counters) in sorted(cell.items(), key=lambda kv: -kv[1][0]):
+        ns = threads * per_item_scale / ips
+        vs_arena = fmt(arena_ips / ips) if arena_ips else "-"
+        vs_floor = fmt(floor_ips / ips) if floor_ips else "-"
+        extra = ""
+        if "depot_ops_per_request" in counters:
+            extra = f"depot ops/request {counters['depot_ops_per_request']:.4f}"
+        rows.append(f"| {peer} | {ns:.1f} | {vs_arena} | {vs_floor} | {extra} |")
+    head = (f"| peer | ns per {unit_name} (per thread) | peer time / {ref} time | time / floor time | |\n"
+            "|---|---:|---:|---:|---|")
+    return head + "\n" + "\n".join(rows)
+
+
+def gnuplot(script):
+    subprocess.run(["gnuplot"], input=script.encode(), check=True)
+
+
+def plot_threads(results, data, key, title, png):
+    cells = data.get(key)
+    if not cells:
+        return None
+    threads = sorted(cells)
+    peers = sorted({p for t in threads for p in cells[t]})
+    dat = os.path.join(results, "raw", png.replace(".png", ".dat"))
+    with open(dat, "w") as f:
+        f.write("threads " + " ".join(peers) + "\n")
+        for t in threads:
+            f.write(str(t) + " " + " ".join(
+                f"{cells[t][p][0] / 1e6:.4f}" if p in cells[t] else "NaN" for p in peers) + "\n")
+    plots = ", ".join(
+        f"'{dat}' using 1:{i + 2} with linespoints lw 2 title '{p}'" for i, p in enumerate(peers))
+    gnuplot(f"""set terminal pngcairo size 1000,560 noenhanced
+set output '{os.path.join(results, png)}'
+set title '{title}'
+set xlabel 'threads'
+set ylabel 'million operations per second (all threads)'
+set xtics 1
+set key outside right
+set grid
+set logscale y
+plot {plots}
+""")
+    return png
+
+
+def main():
+    results = sys.argv[1] if len(sys.argv) > 1 else "bench/results"
+    raw = os.path.join(results, "raw")
+    data = load_benchmarks(raw)
+    out = []
+    machine = open(os.path.join(raw, "machine.txt")).read().strip() if os.path.exists(
+        os.path.join(raw, "machine.txt")) else ""
+    out.append("# arena: comparison with its peers\n")
+    out.append("Produced by `bench/run" + (" --quick" if "quick" in machine else "") + "`.\n")
+    out.append("```\n" + machine + "\n```\n")
+    out.append("Each figure is the median of the repetitions. **peer time / arena time**: above 1 "
+               "means arena is faster. **time / floor time**: how far from a bare bump pointer "
+               "over a hot buffer (the physical limit of the workload). `glibc`, `jemalloc`, "
+               "`tcmalloc`, `mimalloc` are malloc/free (the `_new` rows new/delete), the last "
+               "three loaded with LD_PRELOAD.\n")
+
+    sections = [
+        ("request", "", "request",
+         "64 allocations (most 16-256 B, a tail to 16 KiB), 3 bytes written into each, "
+         "a pmr vector and a pmr string, then everything freed or Reset."),
+        ("xthread", "", "object", "Producer/consumer: one thread allocates, the other frees."),
+        ("larson", "", "object",
+         "Threads replace random slots of a shared table, freeing objects other threads "
+         "allocated. Peers that cannot free single objects (pmr monotonic, protobuf Arena, "
+         "arena with Reset only) sit this one out."),
+    ]
+    for workload, args, unit, text in sections:
+        cells = data.get((workload, args))
+        if not cells:
+            continue
+        out.append(f"## {workload}\n\n{text}\n")
+        for t in sorted(cells):
+            out.append(f"### {t} thread{'s' if t > 1 else ''}\n")
+            out.append(table_for(cells[t], t, unit) + "\n")
+
+    micro = {k: v for k, v in data.items() if k[0] == "micro"}
+    if micro:
+        out.append("## micro\n\nBatches of 256 allocations of one size, then free/Reset of all. "
+                   "Peer time / arena time at 1 thread (touch: 2 bytes written per allocation).\n")
+        args_sorted = sorted(micro, key=lambda k: tuple(int(x) for x in re.findall(r"\d+", k[1])))
+        peers = sorted({p for k in micro for p in micro[k].get(1, {})})
+        out.append("| peer | " + " | ".join(a[1].replace("size:", "").replace("/touch:", " t") for a in args_sorted) + " |")
+        out.append("|---|" + "---:|" * len(args_sorted))
+        for p in peers:
+            row = []
+            for k in args_sorted:
+                cell = micro[k].get(1, {})
+                if p in cell and ARENA in cell:
+                    row.append(fmt(cell[ARENA][0] / cell[p][0]))
+                else:
+                    row.append("-")
+            out.append(f"| {p} | " + " | ".join(row) + " |")
+        out.append("\nns per allocation for arena and floor at 1 thread: " + ", ".join(
+            f"{k[1]}: arena {1e9 / micro[k][1][ARENA][0]:.2f}, floor {1e9 / micro[k][1][FLOOR][0]:.2f}"
+            for k in args_sorted if ARENA in micro[k].get(1, {}) and FLOOR in micro[k].get(1, {})) + "\n")
+
+    # Fragmentation.
+    frag_path = os.path.join(raw, "frag.jsonl")
+    if os.path.exists(frag_path):
+        rows = [json.loads(line) for line in open(frag_path) if line.strip()]
+        out.append("## fragmentation\n\nA long churn of requests (with a 1-8 MiB allocation every "
+                   "200th) over a slowly changing long-lived set (16 generations, one replaced at a "
+                   "time, each with its own size mix). RSS is a delta over a baseline taken before "
+                   "the workload; live bytes are counted by the benchmark. After the load stops, "
+                   "the process idles for the release delay (the main thread calls "
+                   "`arena::OnThreadIdle()` as an idle event loop would); retained = RSS - baseline "
+                   "- live. Only arena has a configured cache ceiling (depot_max_bytes + thread "
+                   "caches + large_cache_bytes).\n")
+        out.append("| peer | peak RSS MiB | peak live MiB | peak RSS / peak live | retained after release MiB | cache ceiling MiB | requests |")
+        out.append("|---|---:|---:|---:|---:|---:|---:|")
+        mib = 1 << 20
+        for r in sorted(rows, key=lambda r: r["peak_rss_over_peak_live"]):
+            ceiling = f"{r['cache_ceiling_bytes'] / mib:.1f}" if r["cache_ceiling_bytes"] else "-"
+            out.append(f"| {r['peer']} | {r['peak_rss_bytes'] / mib:.1f} | {r['peak_live_bytes'] / mib:.1f} | "
+                       f"{r['peak_rss_over_peak_live']:.3f} | {r['retained_after_release_bytes'] / mib:.1f} | "
+                       f"{ceiling} | {r['requests']} |")
+        out.append("")
+        plots = []
+        for r in rows:
+            csv = os.path.join(raw, f"frag_{r['peer']}.csv")
+            if os.path.exists(csv):
+                plots.append(f"'{csv}' using ($1/1000):($2/1048576) with lines lw 2 title '{r['peer']} RSS'")
+        arena_csv = os.path.join(raw, "frag_arena.csv")
+        if os.path.exists(arena_csv):
+            plots.append(f"'{arena_csv}' using ($1/1000):($3/1048576) with lines dt 2 lw 2 lc rgb 'black' title 'live bytes'")
+        if plots:
+            gnuplot(f"""set terminal pngcairo size 1000,560 noenhanced
+set output '{os.path.join(results, "frag_rss.png")}'
+set title 'Fragmentation workload: RSS over time (delta over baseline)'
+set datafile separator ','
+set key autotitle columnhead
+set xlabel 'seconds'
+set ylabel 'MiB'
+set key outside right
+set grid
+plot {", ".join(plots)}
+""")
+            out.append("![RSS over time](frag_rss.png)\n")
+
+    out.append("## throughput versus threads\n")
+    for key, title, png in [
+        (("request", ""), "request workload", "request_threads.png"),
+        (("larson", ""), "larson workload", "larson_threads.png"),
+        (("xthread", ""), "producer/consumer (2 threads)", "xthread_threads.png"),
+        (("micro", "size:256/touch:1"), "micro, 256 B, touched", "micro256_threads.png"),
+    ]:
+        if plot_threads(results, data, key, title, png):
+            out.append(f"![{title}]({png})\n")
+
+    with open(os.path.join(results, "summary.md"), "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
+if __name__ == "__main__":
+    main()
