@@ -127,17 +127,26 @@ void* Arena::AllocateSlow(std::size_t bytes, std::size_t alignment) noexcept {
   if (alignment < kGrain) alignment = kGrain;
   BusyGuard guard(&busy_);
   ClaimOwnership();
-  // Relaxed peek; the exchange in DrainRemote acquires.
-  if (remote_.load(std::memory_order_relaxed) != nullptr) DrainRemote();
+  // Remote frees are drained only when the arena would otherwise need new
+  // memory: one exchange then takes many chunks, instead of one contended
+  // exchange per slow path. (Relaxed peek; the exchange acquires.)
+  auto drain = [this] {
+    if (remote_.load(std::memory_order_relaxed) == nullptr) return false;
+    DrainRemote();
+    return true;
+  };
   void* p = nullptr;
   if (bytes > large_threshold_) {
+    drain();
     p = AllocateLarge(bytes, alignment);
   } else {
-    // Room in the current block first, then a freed chunk of the class,
-    // then a new block.
+    // Room in the current block first, then a freed chunk of the class
+    // (after draining remote frees if need be), then a new block.
     const std::size_t size = ChunkSize(bytes);
     p = BumpCurrent(size, alignment);
-    if (p == nullptr && free_chunks_ != 0 && alignment == kGrain) p = PopFree(size);
+    const bool reuse = alignment == kGrain;
+    if (p == nullptr && reuse && free_chunks_ != 0) p = PopFree(size);
+    if (p == nullptr && drain() && reuse && free_chunks_ != 0) p = PopFree(size);
     if (p == nullptr) p = BumpNewBlock(size, alignment);
     if (p != nullptr) UnpoisonMemory(p, bytes);
   }

@@ -16,8 +16,9 @@
 //   - on the owner it pushes onto a per-size-class free list of the arena,
 //     reused by later allocations of that class;
 //   - on any other thread it pushes onto the arena's lock-free remote-free
-//     stack (one CAS); the owner drains that stack on its next slow path and
-//     only then counts those bytes as freed.
+//     stack (one CAS); the owner drains that stack (one exchange) on the
+//     first slow path that would otherwise need new memory, and at Reset,
+//     and only then counts those bytes as freed.
 // A thread that handed the arena on counts as "other" once the new owner's
 // first Allocate or Reset happened-before its Deallocate; a Deallocate racing
 // with the hand-over itself is a data race (as any use during a move is).
@@ -145,7 +146,7 @@ class Arena {
   std::pmr::memory_resource* resource() noexcept { return &resource_; }
 
   // live_bytes, block_bytes, blocks, fragmentation (0 when block_bytes == 0).
-  // Remote frees count once the owner has drained them.
+  // Remote frees count once the owner has drained them (see above).
   ArenaStats stats() const;
 
   const ArenaOptions& options() const { return options_; }

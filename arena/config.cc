@@ -346,6 +346,7 @@ absl::StatusOr<Config> LoadConfigFile(const std::string& path,
 
 absl::StatusOr<Config> ApplyEnvironment(const Config& base) {
   Config config = base;
+  std::vector<std::string> applied;
   for (char** env = environ; env != nullptr && *env != nullptr; ++env) {
     const absl::string_view entry(*env);
     if (!absl::StartsWith(entry, "ARENA_")) continue;
@@ -358,12 +359,15 @@ absl::StatusOr<Config> ApplyEnvironment(const Config& base) {
       return absl::InvalidArgumentError(absl::StrCat(
           "environment variable ", entry.substr(0, eq), ": ", status.message()));
     }
+    applied.emplace_back(entry);
   }
   absl::Status valid = ValidateConfig(config);
-  if (!valid.ok()) {
+  if (!valid.ok() && !applied.empty()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("after ARENA_* environment variables: ", valid.message()));
+        absl::StrCat("with environment ", absl::StrJoin(applied, " "), ": ",
+                     valid.message()));
   }
+  if (!valid.ok()) return valid;
   return config;
 }
 

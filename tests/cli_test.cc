@@ -1,0 +1,152 @@
+// The server_demo binary as other programs drive it: exit status 2 for bad
+// flags or config (with a message naming the problem), 1 for other
+// failures, "listening on ADDRESS:PORT" first, and a clean exit 0 with final
+// stats on SIGTERM.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "absl/strings/numbers.h"
+#include "server_demo/load.h"
+
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string Binary() {
+  const char* srcdir = std::getenv("TEST_SRCDIR");
+  const char* workspace = std::getenv("TEST_WORKSPACE");
+  return std::string(srcdir ? srcdir : ".") + "/" + (workspace ? workspace : "arena") +
+         "/server_demo/server_demo";
+}
+
+struct Result {
+  int status = -1;
+  std::string out, err;
+};
+
+// Runs the binary with `args` (and extra environment), capturing output.
+Result RunDemo(std::vector<std::string> args, std::vector<std::string> env = {}) {
+  const std::string out_path = ::testing::TempDir() + "/cli_out.txt";
+  const std::string err_path = ::testing::TempDir() + "/cli_err.txt";
+  const pid_t pid = fork();
+  if (pid == 0) {
+    freopen(out_path.c_str(), "w", stdout);
+    freopen(err_path.c_str(), "w", stderr);
+    for (const std::string& e : env) putenv(const_cast<char*>(e.c_str()));
+    std::vector<char*> argv;
+    const std::string bin = Binary();
+    argv.push_back(const_cast<char*>(bin.c_str()));
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(bin.c_str(), argv.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  Result r;
+  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream o(out_path), e(err_path);
+  r.out.assign(std::istreambuf_iterator<char>(o), {});
+  r.err.assign(std::istreambuf_iterator<char>(e), {});
+  return r;
+}
+
+TEST(Cli, BadInputExitsWithTwoAndSaysWhy) {
+  Result r = RunDemo({});
+  EXPECT_EQ(r.status, 2);
+  r = RunDemo({"frobnicate"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_THAT(r.err, HasSubstr("unknown subcommand 'frobnicate'"));
+  r = RunDemo({"serve", "--port=abc"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_THAT(r.err, HasSubstr("--port"));
+  r = RunDemo({"serve", "--no_such_flag=1"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_THAT(r.err, HasSubstr("unknown flag --no_such_flag"));
+  r = RunDemo({"serve", "--allocator=tcmalloc", "--port=0"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_THAT(r.err, HasSubstr("'allocator'"));
+  r = RunDemo({"serve", "--config=/nonexistent/arena.toml"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_THAT(r.err, HasSubstr("cannot open config file"));
+  r = RunDemo({"load"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_THAT(r.err, HasSubstr("--target"));
+  r = RunDemo({"load", "--target=nohost"});
+  EXPECT_EQ(r.status, 2);
+  r = RunDemo({"load", "--target=127.0.0.1:80", "--duration=-1s"});
+  EXPECT_EQ(r.status, 2);
+}
+
+TEST(Cli, BadConfigNamesTheKey) {
+  const std::string path = ::testing::TempDir() + "/bad.toml";
+  {
+    std::ofstream f(path);
+    f << "[server]\nport = 0\n[arena]\nblock_size = \"3KiB\"\n";
+  }
+  Result r = RunDemo({"serve", "--config=" + path});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_THAT(r.err, HasSubstr("'block_size'"));
+  EXPECT_THAT(r.err, HasSubstr("power of two"));
+  {
+    std::ofstream f(path);
+    f << "[server]\nmax_body_bytes = \"lots\"\n";
+  }
+  r = RunDemo({"serve", "--config=" + path});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_THAT(r.err, HasSubstr("'max_body_bytes'"));
+  r = RunDemo({"serve", "--port=0"}, {"ARENA_DEPOT_BATCH_BLOCKS=100000"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_THAT(r.err, HasSubstr("ARENA_DEPOT_BATCH_BLOCKS"));
+}
+
+TEST(Cli, LoadAgainstNothingFailsWithOne) {
+  Result r = RunDemo({"load", "--target=127.0.0.1:1", "--duration=1s"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_THAT(r.err, HasSubstr("cannot connect"));
+}
+
+TEST(Cli, ServeListensAndStopsCleanlyOnSigterm) {
+  int out[2];
+  ASSERT_EQ(pipe(out), 0);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(out[1], STDOUT_FILENO);
+    close(out[0]);
+    const std::string bin = Binary();
+    execl(bin.c_str(), bin.c_str(), "serve", "--port=0", "--threads=1", nullptr);
+    _exit(127);
+  }
+  close(out[1]);
+  FILE* f = fdopen(out[0], "r");
+  char line[256] = {0};
+  ASSERT_NE(fgets(line, sizeof(line), f), nullptr);
+  const std::string first(line);
+  ASSERT_THAT(first, HasSubstr("listening on 127.0.0.1:"));
+  int port = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(first.substr(first.rfind(':') + 1, first.size() - first.rfind(':') - 2), &port));
+  auto reply = server_demo::HttpGet("127.0.0.1", port, "/healthz");
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_EQ(reply->body, "ok\n");
+  kill(pid, SIGTERM);
+  std::string rest;
+  while (fgets(line, sizeof(line), f) != nullptr) rest += line;
+  fclose(f);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_THAT(rest, HasSubstr("final stats: {\"server\":"));
+}
+
+}  // namespace
