@@ -628,26 +628,40 @@ std::string Server::AllocatorJson() {
                       arena::FragmentationRatio(committed, live), "}");
 }
 
-std::string Server::StatsJson() {
+// Sums of every worker's metrics (relaxed loads: a best-effort snapshot).
+struct Server::Totals {
   std::uint64_t requests = 0, bytes_in = 0, bytes_out = 0, memory = 0, total = 0,
                 open = 0, refused = 0, accept_errors = 0;
-  std::vector<std::uint64_t> statuses(std::size(ServerMetrics::kStatuses));
+  std::vector<std::uint64_t> statuses = std::vector<std::uint64_t>(std::size(ServerMetrics::kStatuses));
   std::vector<std::uint64_t> hist;
+};
+
+Server::Totals Server::Sum() {
+  Totals t;
+  auto get = [](const std::atomic<std::uint64_t>& c) { return c.load(std::memory_order_relaxed); };
   for (auto& w : workers_) {
     ServerMetrics& m = w->metrics();
-    requests += m.requests.load(std::memory_order_relaxed);
-    bytes_in += m.bytes_in.load(std::memory_order_relaxed);
-    bytes_out += m.bytes_out.load(std::memory_order_relaxed);
-    memory += m.request_memory_bytes.load(std::memory_order_relaxed);
-    total += m.connections_total.load(std::memory_order_relaxed);
-    open += m.connections_open.load(std::memory_order_relaxed);
-    refused += m.connections_refused.load(std::memory_order_relaxed);
-    accept_errors += m.accept_errors.load(std::memory_order_relaxed);
-    for (std::size_t i = 0; i < statuses.size(); ++i) {
-      statuses[i] += m.by_status[i].load(std::memory_order_relaxed);
-    }
-    m.latency_us.MergeInto(&hist);
+    t.requests += get(m.requests);
+    t.bytes_in += get(m.bytes_in);
+    t.bytes_out += get(m.bytes_out);
+    t.memory += get(m.request_memory_bytes);
+    t.total += get(m.connections_total);
+    t.open += get(m.connections_open);
+    t.refused += get(m.connections_refused);
+    t.accept_errors += get(m.accept_errors);
+    for (std::size_t i = 0; i < t.statuses.size(); ++i) t.statuses[i] += get(m.by_status[i]);
+    m.latency_us.MergeInto(&t.hist);
   }
+  return t;
+}
+
+std::string Server::StatsJson() {
+  const Totals t = Sum();
+  const std::uint64_t requests = t.requests, bytes_in = t.bytes_in, bytes_out = t.bytes_out,
+                      memory = t.memory, total = t.total, open = t.open, refused = t.refused,
+                      accept_errors = t.accept_errors;
+  const std::vector<std::uint64_t>& statuses = t.statuses;
+  const std::vector<std::uint64_t>& hist = t.hist;
   std::string errors;
   std::uint64_t error_total = 0;
   for (std::size_t i = 0; i < statuses.size(); ++i) {
@@ -674,20 +688,11 @@ std::string Server::StatsJson() {
 }
 
 std::string Server::MetricsText() {
-  std::uint64_t requests = 0, bytes_in = 0, bytes_out = 0, open = 0;
-  std::vector<std::uint64_t> statuses(std::size(ServerMetrics::kStatuses));
-  std::vector<std::uint64_t> hist;
-  for (auto& w : workers_) {
-    ServerMetrics& m = w->metrics();
-    requests += m.requests.load(std::memory_order_relaxed);
-    bytes_in += m.bytes_in.load(std::memory_order_relaxed);
-    bytes_out += m.bytes_out.load(std::memory_order_relaxed);
-    open += m.connections_open.load(std::memory_order_relaxed);
-    for (std::size_t i = 0; i < statuses.size(); ++i) {
-      statuses[i] += m.by_status[i].load(std::memory_order_relaxed);
-    }
-    m.latency_us.MergeInto(&hist);
-  }
+  const Totals t = Sum();
+  const std::uint64_t requests = t.requests, bytes_in = t.bytes_in, bytes_out = t.bytes_out,
+                      open = t.open;
+  const std::vector<std::uint64_t>& statuses = t.statuses;
+  const std::vector<std::uint64_t>& hist = t.hist;
   std::string out = absl::StrCat(
       "# HELP server_demo_requests_total Requests answered.\n"
       "# TYPE server_demo_requests_total counter\nserver_demo_requests_total ", requests, "\n",

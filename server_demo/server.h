@@ -57,7 +57,9 @@ class Server : public ServerView {
  private:
   class Worker;
   friend class Worker;
+  struct Totals;
 
+  Totals Sum();
   std::string AllocatorJson();
 
   const DemoConfig config_;
