@@ -41,6 +41,19 @@ struct BumpFloor {
   }
 };
 
+// kTouched: three bytes written into each allocation (first, middle, last),
+// as a caller that uses its memory would.
+template <bool kTouched>
+inline void MaybeTouch(void* p, std::size_t size) {
+  if constexpr (kTouched) {
+    char* c = static_cast<char*>(p);
+    c[0] = 1;
+    c[size / 2] = 2;
+    c[size - 1] = 3;
+  }
+}
+
+template <bool kTouched>
 void BM_Floor(benchmark::State& state) {
   const std::size_t size = state.range(0);
   std::vector<char> buffer(((size + 15) & ~std::size_t{15}) * kBatch + 64);
@@ -50,6 +63,7 @@ void BM_Floor(benchmark::State& state) {
     floor.cursor = buffer.data();
     for (int i = 0; i < kBatch; ++i) {
       void* p = floor.Allocate(size);
+      MaybeTouch<kTouched>(p, size);
       benchmark::DoNotOptimize(p);
     }
   }
@@ -74,68 +88,32 @@ void BM_FloorInRegister(benchmark::State& state) {
   SetPerAlloc(state);
 }
 
-// Touched variants: three bytes written into each allocation (first, middle,
-// last), as a caller that uses its memory would.
-inline void Touch(void* p, std::size_t size) {
-  char* c = static_cast<char*>(p);
-  c[0] = 1;
-  c[size / 2] = 2;
-  c[size - 1] = 3;
-}
-
-void BM_FloorTouched(benchmark::State& state) {
-  const std::size_t size = state.range(0);
-  std::vector<char> buffer(((size + 15) & ~std::size_t{15}) * kBatch + 64);
-  BumpFloor floor{buffer.data()};
-  benchmark::DoNotOptimize(&floor);
-  for (auto _ : state) {
-    floor.cursor = buffer.data();
-    for (int i = 0; i < kBatch; ++i) {
-      void* p = floor.Allocate(size);
-      Touch(p, size);
-      benchmark::DoNotOptimize(p);
-    }
-  }
-  SetPerAlloc(state);
-}
-
-void BM_ArenaTouched(benchmark::State& state) {
-  const std::size_t size = state.range(0);
-  arena::Arena a;
-  for (auto _ : state) {
-    for (int i = 0; i < kBatch; ++i) {
-      void* p = a.Allocate(size);
-      Touch(p, size);
-      benchmark::DoNotOptimize(p);
-    }
-    a.Reset();
-  }
-  SetPerAlloc(state);
-}
-
-void BM_GlibcMallocTouched(benchmark::State& state) {
-  const std::size_t size = state.range(0);
-  std::vector<void*> ptrs(kBatch);
-  for (auto _ : state) {
-    for (int i = 0; i < kBatch; ++i) {
-      ptrs[i] = std::malloc(size);
-      Touch(ptrs[i], size);
-      benchmark::DoNotOptimize(ptrs[i]);
-    }
-    for (int i = 0; i < kBatch; ++i) std::free(ptrs[i]);
-  }
-  SetPerAlloc(state);
-}
-
+template <bool kTouched>
 void BM_Arena(benchmark::State& state) {
   const std::size_t size = state.range(0);
   arena::Arena a;
   for (auto _ : state) {
     for (int i = 0; i < kBatch; ++i) {
       void* p = a.Allocate(size);
+      MaybeTouch<kTouched>(p, size);
       benchmark::DoNotOptimize(p);
     }
     a.Reset();
+  }
+  SetPerAlloc(state);
+}
+
+template <bool kTouched>
+void BM_GlibcMalloc(benchmark::State& state) {
+  const std::size_t size = state.range(0);
+  std::vector<void*> ptrs(kBatch);
+  for (auto _ : state) {
+    for (int i = 0; i < kBatch; ++i) {
+      ptrs[i] = std::malloc(size);
+      MaybeTouch<kTouched>(ptrs[i], size);
+      benchmark::DoNotOptimize(ptrs[i]);
+    }
+    for (int i = 0; i < kBatch; ++i) std::free(ptrs[i]);
   }
   SetPerAlloc(state);
 }
@@ -148,19 +126,6 @@ void BM_ArenaFreshPerBatch(benchmark::State& state) {
       void* p = a.Allocate(size);
       benchmark::DoNotOptimize(p);
     }
-  }
-  SetPerAlloc(state);
-}
-
-void BM_GlibcMalloc(benchmark::State& state) {
-  const std::size_t size = state.range(0);
-  std::vector<void*> ptrs(kBatch);
-  for (auto _ : state) {
-    for (int i = 0; i < kBatch; ++i) {
-      ptrs[i] = std::malloc(size);
-      benchmark::DoNotOptimize(ptrs[i]);
-    }
-    for (int i = 0; i < kBatch; ++i) std::free(ptrs[i]);
   }
   SetPerAlloc(state);
 }
@@ -193,15 +158,15 @@ void BM_ArenaReset(benchmark::State& state) {
   state.counters["blocks"] = static_cast<double>(blocks);
 }
 
-BENCHMARK(BM_Floor)->Arg(16)->Arg(64)->Arg(256);
+BENCHMARK_TEMPLATE(BM_Floor, false)->Arg(16)->Arg(64)->Arg(256);
 BENCHMARK(BM_FloorInRegister)->Arg(16)->Arg(64)->Arg(256);
-BENCHMARK(BM_Arena)->Arg(16)->Arg(64)->Arg(256);
+BENCHMARK_TEMPLATE(BM_Arena, false)->Arg(16)->Arg(64)->Arg(256);
 BENCHMARK(BM_ArenaFreshPerBatch)->Arg(16)->Arg(64)->Arg(256);
-BENCHMARK(BM_GlibcMalloc)->Arg(16)->Arg(64)->Arg(256);
+BENCHMARK_TEMPLATE(BM_GlibcMalloc, false)->Arg(16)->Arg(64)->Arg(256);
 BENCHMARK(BM_GlibcMallocFreePair)->Arg(16)->Arg(64)->Arg(256);
-BENCHMARK(BM_FloorTouched)->Arg(16)->Arg(64)->Arg(256);
-BENCHMARK(BM_ArenaTouched)->Arg(16)->Arg(64)->Arg(256);
-BENCHMARK(BM_GlibcMallocTouched)->Arg(16)->Arg(64)->Arg(256);
+BENCHMARK_TEMPLATE(BM_Floor, true)->Arg(16)->Arg(64)->Arg(256);
+BENCHMARK_TEMPLATE(BM_Arena, true)->Arg(16)->Arg(64)->Arg(256);
+BENCHMARK_TEMPLATE(BM_GlibcMalloc, true)->Arg(16)->Arg(64)->Arg(256);
 BENCHMARK(BM_ArenaReset)->Arg(1)->Arg(4)->Arg(16)->Arg(64)->UseManualTime();
 
 }  // namespace
