@@ -1,16 +1,19 @@
 #include "arena/arena.h"
 
 #include <cstring>
+#include <limits>
 
-#include "absl/numeric/bits.h"
 #include "arena/internal/block.h"
 #include "arena/internal/check.h"
+#include "arena/internal/free_lists.h"
+#include "arena/internal/large.h"
 #include "arena/internal/runtime.h"
 
 namespace arena {
 
 using internal::BlockHeader;
 using internal::BlockKind;
+using internal::FreeLists;
 using internal::kBlockHeaderSize;
 using internal::PoisonMemory;
 using internal::Runtime;
@@ -19,30 +22,6 @@ using internal::ThreadState;
 using internal::UnpoisonMemory;
 
 namespace {
-
-// Size classes of the free lists. Chunk sizes are multiples of 16: classes
-// 0..63 are 16, 32, ..., 1024 exactly; above 1024 each power of two has four
-// classes with bounds (4 + sub) << (e - 2). A freed chunk goes to the class
-// of the largest bound <= its size; a request looks in the class of the
-// smallest bound >= its size, so any chunk found there is big enough.
-constexpr std::size_t kSmallClasses = 64;
-constexpr std::size_t kMaxClasses = 128;
-
-std::size_t ClassFloor(std::size_t size) {
-  if (size <= 1024) return size / 16 - 1;
-  const int e = 63 - absl::countl_zero(static_cast<std::uint64_t>(size));
-  const std::size_t sub = (size >> (e - 2)) & 3;
-  return kSmallClasses - 1 + (e - 10) * 4 + sub;
-}
-
-std::size_t ClassCeil(std::size_t size) {
-  if (size <= 1024) return size / 16 - 1;
-  const int e = 63 - absl::countl_zero(static_cast<std::uint64_t>(size));
-  const std::size_t sub = (size >> (e - 2)) & 3;
-  std::size_t index = kSmallClasses - 1 + (e - 10) * 4 + sub;
-  if ((size & ((std::size_t{1} << (e - 2)) - 1)) != 0) ++index;
-  return index;
-}
 
 char* AlignUp(char* p, std::size_t alignment) {
   const auto v = reinterpret_cast<std::uintptr_t>(p);
@@ -73,14 +52,6 @@ class BusyGuard {
 
 }  // namespace
 
-struct Arena::FreeLists {
-  struct Node {
-    Node* next;
-  };
-  std::uint64_t nonempty[kMaxClasses / 64];
-  Node* heads[kMaxClasses];
-};
-
 Arena::Arena() : Arena(ArenaOptions()) {}
 
 Arena::Arena(const ArenaOptions& options)
@@ -104,12 +75,12 @@ void Arena::Reset() {
 }
 
 void Arena::ClaimOwnership() noexcept {
-  const void* token = internal::ThreadToken();
+  const std::uint64_t id = internal::ThreadId();
   // Relaxed: an identity written only by the thread that becomes owner; the
   // hand-over itself is synchronized by the caller (see arena.h).
-  if (owner_plain_ != token) {
-    owner_.store(token, std::memory_order_relaxed);
-    owner_plain_ = token;
+  if (owner_plain_ != id) {
+    owner_.store(id, std::memory_order_relaxed);
+    owner_plain_ = id;
   }
 }
 
@@ -146,7 +117,13 @@ void* Arena::AllocateSlow(std::size_t bytes, std::size_t alignment) noexcept {
     p = BumpCurrent(size, alignment);
     const bool reuse = alignment == kGrain;
     if (p == nullptr && reuse && free_chunks_ != 0) p = PopFree(size);
-    if (p == nullptr && drain() && reuse && free_chunks_ != 0) p = PopFree(size);
+    if (p == nullptr && drain()) {
+      // A drained chunk may have been the last of the current block (the
+      // cursor moved back) or may fit this request: try both again before
+      // asking for a new block, which a cap may refuse.
+      p = BumpCurrent(size, alignment);
+      if (p == nullptr && reuse && free_chunks_ != 0) p = PopFree(size);
+    }
     if (p == nullptr) p = BumpNewBlock(size, alignment);
     if (p != nullptr) UnpoisonMemory(p, bytes);
   }
@@ -156,10 +133,7 @@ void* Arena::AllocateSlow(std::size_t bytes, std::size_t alignment) noexcept {
   }
   // Publishing costs a few stores to this thread's counters: do it when a
   // block came or went, or when live bytes moved by 16 KiB.
-  if (block_bytes_ != published_block_bytes_ ||
-      live_bytes_ + kPublishSlack - published_live_ > 2 * kPublishSlack) {
-    Publish();
-  }
+  MaybePublish();
   return p;
 }
 
@@ -231,21 +205,19 @@ BlockHeader* Arena::NextBlock() noexcept {
 }
 
 void* Arena::AllocateLarge(std::size_t bytes, std::size_t alignment) noexcept {
-  if (options_.max_bytes != 0 &&
-      (bytes > options_.max_bytes || block_bytes_ + bytes > options_.max_bytes)) {
-    return nullptr;
+  // The most the mapping may take: what max_bytes leaves. The runtime
+  // neither maps nor hands out of its cache anything larger, so a cached
+  // mapping up to twice the need cannot make a capped request fail.
+  std::size_t most = std::numeric_limits<std::size_t>::max();
+  if (options_.max_bytes != 0) {
+    if (block_bytes_ >= options_.max_bytes) return nullptr;
+    most = options_.max_bytes - block_bytes_;
   }
-  BlockHeader* block = runtime_->MapLarge(bytes, alignment);
+  BlockHeader* block = runtime_->MapLarge(bytes, alignment, most);
   if (block == nullptr) return nullptr;
-  if (options_.max_bytes != 0 && block_bytes_ + block->size > options_.max_bytes) {
-    runtime_->UnmapLarge(block);
-    return nullptr;
-  }
+  ARENA_DCHECK(block->size <= most, "AllocateLarge: mapping past max_bytes");
   block->owner = this;
-  block->prev = nullptr;
-  block->next.store(large_, std::memory_order_relaxed);
-  if (large_ != nullptr) large_->prev = block;
-  large_ = block;
+  internal::LinkLarge(&large_, block);
   ++large_blocks_;
   block_bytes_ += block->size;
   large_bytes_ += block->size;
@@ -257,19 +229,9 @@ void* Arena::AllocateLarge(std::size_t bytes, std::size_t alignment) noexcept {
 }
 
 void* Arena::PopFree(std::size_t size) noexcept {
-  const std::size_t first = ClassCeil(size);
-  // Look in the class and the next three (one power of two); larger chunks
-  // would waste more than a fresh bump allocation costs.
-  for (std::size_t c = first; c < first + 4 && c < kMaxClasses; ++c) {
-    if ((free_->nonempty[c / 64] >> (c % 64) & 1) == 0) continue;
-    FreeLists::Node* node = free_->heads[c];
-    UnpoisonMemory(node, sizeof(FreeLists::Node));
-    free_->heads[c] = node->next;
-    if (node->next == nullptr) free_->nonempty[c / 64] &= ~(std::uint64_t{1} << (c % 64));
-    --free_chunks_;
-    return node;
-  }
-  return nullptr;
+  void* p = free_->Pop(size);
+  if (p != nullptr) --free_chunks_;
+  return p;
 }
 
 void Arena::PushFree(char* chunk, std::size_t size) noexcept {
@@ -281,18 +243,11 @@ void Arena::PushFree(char* chunk, std::size_t size) noexcept {
     if (table == nullptr) table = static_cast<char*>(BumpNewBlock(table_size, kGrain));
     if (table == nullptr) return;
     UnpoisonMemory(table, sizeof(FreeLists));
-    // Only the bitmap is initialized: a head is read only when its bit is set.
     free_ = reinterpret_cast<FreeLists*>(table);
-    free_->nonempty[0] = free_->nonempty[1] = 0;
+    free_->Clear();
   }
-  const std::size_t c = ClassFloor(size);
-  auto* node = reinterpret_cast<FreeLists::Node*>(chunk);
-  const bool had = (free_->nonempty[c / 64] >> (c % 64) & 1) != 0;
-  node->next = had ? free_->heads[c] : nullptr;
-  free_->heads[c] = node;
-  free_->nonempty[c / 64] |= std::uint64_t{1} << (c % 64);
+  free_->Push(chunk, size);
   ++free_chunks_;
-  PoisonMemory(chunk, size);
 }
 
 void Arena::Deallocate(void* p, std::size_t bytes) noexcept {
@@ -303,11 +258,14 @@ void Arena::Deallocate(void* p, std::size_t bytes) noexcept {
                "arena::Arena::Deallocate: the pointer is not held by this "
                "arena (freed after Reset, freed twice, or from another arena)");
   // Relaxed: identity only (see arena.h on hand-over).
-  if (owner_.load(std::memory_order_relaxed) == internal::ThreadToken()) {
+  if (owner_.load(std::memory_order_relaxed) == internal::ThreadId()) {
     DeallocateLocal(p, bytes, block);
     return;
   }
   auto* chunk = static_cast<FreeChunk*>(p);
+  // Every chunk has room for the header (at least 16 bytes), but the caller
+  // may have been handed fewer: unpoison exactly what is written here.
+  UnpoisonMemory(chunk, sizeof(FreeChunk));
   chunk->bytes = bytes;
   if (block->kind == BlockKind::kSmall && ChunkSize(bytes) > sizeof(FreeChunk)) {
     PoisonMemory(reinterpret_cast<char*>(p) + sizeof(FreeChunk),
@@ -327,30 +285,25 @@ void Arena::DeallocateLocal(void* p, std::size_t bytes,
   live_bytes_ -= bytes;
   ++deallocations_;
   if (block->kind == BlockKind::kLarge) {
-    if (block->prev != nullptr) {
-      block->prev->next.store(block->next.load(std::memory_order_relaxed),
-                              std::memory_order_relaxed);
-    } else {
-      large_ = block->next.load(std::memory_order_relaxed);
-    }
-    if (BlockHeader* next = block->next.load(std::memory_order_relaxed)) {
-      next->prev = block->prev;
-    }
+    internal::UnlinkLarge(&large_, block);
     --large_blocks_;
     block_bytes_ -= block->size;
     large_bytes_ -= block->size;
     runtime_->UnmapLarge(block);
-    return;
+  } else {
+    char* chunk = static_cast<char*>(p);
+    const std::size_t size = ChunkSize(bytes);
+    if (chunk + size == cursor_) {
+      // The most recent allocation: give it back to the bump pointer.
+      cursor_ = chunk;
+      PoisonMemory(chunk, size);
+    } else {
+      PushFree(chunk, size);
+    }
   }
-  char* chunk = static_cast<char*>(p);
-  const std::size_t size = ChunkSize(bytes);
-  if (chunk + size == cursor_) {
-    // The most recent allocation: give it back to the bump pointer.
-    cursor_ = chunk;
-    PoisonMemory(chunk, size);
-    return;
-  }
-  PushFree(chunk, size);
+  // Local frees publish too (the process figures lag by at most a block
+  // plus kPublishSlack); a large mapping leaves in_arena_bytes at once.
+  MaybePublish();
 }
 
 void Arena::DrainRemote() noexcept {

@@ -38,7 +38,14 @@
 // std::bad_alloc and TryAllocate return nullptr; the arena stays usable.
 //
 // Alignment: any power of two up to block_size / 2 (32 KiB by default).
-// Every pointer handed out is at least 16-byte aligned.
+// Every pointer handed out is at least 16-byte aligned. Any other alignment
+// (0, not a power of two, above block_size / 2) makes TryAllocate return
+// nullptr and Allocate throw std::bad_alloc, on every path; the check costs
+// nothing when the alignment is a compile-time constant.
+//
+// Thread identity. "The owner" is compared by a 64-bit id assigned to each
+// thread on first use and never reused in the life of the process, so a
+// thread created after the owner exited is "another thread".
 #ifndef ARENA_ARENA_H_
 #define ARENA_ARENA_H_
 
@@ -63,6 +70,7 @@ namespace arena {
 
 namespace internal {
 struct BlockHeader;
+struct FreeLists;
 class Runtime;
 }  // namespace internal
 
@@ -161,8 +169,6 @@ class Arena {
     FreeChunk* next;
     std::size_t bytes;
   };
-  struct FreeLists;
-
   static constexpr std::size_t kGrain = 16;
   static constexpr std::size_t kPublishSlack = 16 * 1024;
 
@@ -171,8 +177,8 @@ class Arena {
     return ((bytes | (bytes == 0)) + (kGrain - 1)) & ~(kGrain - 1);
   }
 
-  // The fast path: the owner, default alignment, and room in the current
-  // block. `size - 1 < limit_ - cursor_` with size = bytes rounded up to 16
+  // The fast path: the owner, an alignment of at most 16 (1, 2, 4, 8 or 16:
+  // bit `alignment` of kFastAlignments), and room in the current block. `size - 1 < limit_ - cursor_` with size = bytes rounded up to 16
   // is false for bytes == 0 (size - 1 wraps; zero-byte requests take the
   // slow path and get 16 bytes) and for bytes so large that rounding wraps.
   // Chunks freed on the owner wait in free lists until the current block is
@@ -181,8 +187,12 @@ class Arena {
   static std::size_t RoundUpGrain(std::size_t bytes) {
     return (bytes + (kGrain - 1)) & ~(kGrain - 1);
   }
+  static constexpr std::uint32_t kFastAlignments =
+      (1u << 1) | (1u << 2) | (1u << 4) | (1u << 8) | (1u << 16);
+  static_assert(kGrain == 16, "kFastAlignments lists the powers of two <= 16");
   bool CanBumpFast(std::size_t bytes, std::size_t alignment) const noexcept {
-    return alignment <= kGrain && owner_plain_ == internal::ThreadToken() &&
+    return alignment <= kGrain && ((kFastAlignments >> alignment) & 1) != 0 &&
+           owner_plain_ == internal::ThreadIdIfAssigned() &&
            RoundUpGrain(bytes) - 1 < static_cast<std::size_t>(limit_ - cursor_);
   }
   void* BumpFast(std::size_t bytes) noexcept {
@@ -205,6 +215,13 @@ class Arena {
                        internal::BlockHeader* block) noexcept;
   void DrainRemote() noexcept;
   void ClaimOwnership() noexcept;
+  // Publishes when a block came or went or live bytes moved by 16 KiB.
+  void MaybePublish() noexcept {
+    if (block_bytes_ != published_block_bytes_ ||
+        live_bytes_ + kPublishSlack - published_live_ > 2 * kPublishSlack) {
+      Publish();
+    }
+  }
   void Publish() noexcept;
   void AddCleanup(void* node, void* object, void (*destroy)(void*));
   void ReleaseAll() noexcept;
@@ -212,11 +229,11 @@ class Arena {
   // Hot: read or written by every Allocate.
   char* cursor_ = nullptr;       // next free byte of the current block
   char* limit_ = nullptr;        // end of the current block
-  // The owner's thread token (a plain copy of owner_ for the fast path).
-  const void* owner_plain_ = nullptr;
+  // The owner's thread id (a plain copy of owner_ for the fast path).
+  std::uint64_t owner_plain_ = internal::kNoThread;
   std::size_t live_bytes_ = 0;
-  // The owner's thread token; read by Deallocate on any thread.
-  std::atomic<const void*> owner_{nullptr};
+  // The owner's thread id; read by Deallocate on any thread.
+  std::atomic<std::uint64_t> owner_{internal::kNoThread};
 
   // Warm: slow paths.
   internal::Runtime* const runtime_;
@@ -233,7 +250,7 @@ class Arena {
   std::size_t large_bytes_ = 0;
   bool reserved_ = false;          // first_block_hint applied
   CleanupNode* cleanups_ = nullptr;
-  FreeLists* free_ = nullptr;      // allocated in the arena on first free
+  internal::FreeLists* free_ = nullptr;  // in the arena, on first free
   std::size_t free_chunks_ = 0;    // chunks in free_
   std::uint64_t slow_allocations_ = 0;  // allocations that took the slow path
   std::uint64_t deallocations_ = 0;

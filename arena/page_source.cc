@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <new>
 
 #include "arena/internal/check.h"
 
@@ -105,53 +106,77 @@ FixedRegionPageSource::FixedRegionPageSource(void* base, std::size_t size,
               "FixedRegionPageSource: base must be 4 KiB-aligned");
   const std::size_t usable = size - size % kPageSize;
   internal::MutexLock lock(&mu_);
-  if (usable > 0) free_.emplace(base_, usable);
+  if (usable > 0) free_ = ::new (base) FreeSpan{nullptr, usable};
 }
 
 std::size_t FixedRegionPageSource::free_bytes() const {
   internal::MutexLock lock(&mu_);
   std::size_t total = 0;
-  for (const auto& [start, length] : free_) total += length;
+  for (const FreeSpan* f = free_; f != nullptr; f = f->next) total += f->length;
   return total;
 }
 
 void* FixedRegionPageSource::DoMap(std::size_t bytes, std::size_t alignment) {
   internal::MutexLock lock(&mu_);
-  for (auto it = free_.begin(); it != free_.end(); ++it) {
-    const std::uintptr_t start = it->first;
-    const std::size_t length = it->second;
+  for (FreeSpan** link = &free_; *link != nullptr; link = &(*link)->next) {
+    FreeSpan* span = *link;
+    const auto start = reinterpret_cast<std::uintptr_t>(span);
+    const std::uintptr_t end = start + span->length;
     const std::uintptr_t aligned = (start + alignment - 1) & ~(alignment - 1);
-    if (aligned + bytes > start + length || aligned < start) continue;
-    free_.erase(it);
-    if (aligned > start) free_.emplace(start, aligned - start);
-    const std::uintptr_t end = aligned + bytes;
-    if (end < start + length) free_.emplace(end, start + length - end);
+    if (aligned < start || aligned > end || bytes > end - aligned) continue;
+    const std::uintptr_t taken_end = aligned + bytes;
+    FreeSpan* after = span->next;
+    if (taken_end < end) {  // the tail stays free
+      after = ::new (reinterpret_cast<void*>(taken_end))
+          FreeSpan{span->next, end - taken_end};
+    }
+    if (aligned > start) {  // the head stays free
+      span->length = aligned - start;
+      span->next = after;
+    } else {
+      *link = after;
+    }
     return reinterpret_cast<void*>(aligned);
   }
   return nullptr;
 }
 
 void FixedRegionPageSource::DoUnmap(void* p, std::size_t bytes) {
-  auto start = reinterpret_cast<std::uintptr_t>(p);
+  const auto start = reinterpret_cast<std::uintptr_t>(p);
   ARENA_CHECK(start >= base_ && start + bytes <= base_ + size_,
               "FixedRegionPageSource: Unmap of a span outside the region");
-  std::size_t length = bytes;
   internal::MutexLock lock(&mu_);
-  auto next = free_.lower_bound(start);
-  if (next != free_.end() && start + length == next->first) {
-    length += next->second;
-    next = free_.erase(next);
+  FreeSpan* prev = nullptr;
+  FreeSpan* next = free_;
+  while (next != nullptr && reinterpret_cast<std::uintptr_t>(next) < start) {
+    prev = next;
+    next = next->next;
   }
-  if (next != free_.begin()) {
-    auto prev = std::prev(next);
-    ARENA_CHECK(prev->first + prev->second <= start,
-                "FixedRegionPageSource: Unmap of a span that is already free");
-    if (prev->first + prev->second == start) {
-      prev->second += length;
-      return;
+  ARENA_CHECK(prev == nullptr ||
+                  reinterpret_cast<std::uintptr_t>(prev) + prev->length <= start,
+              "FixedRegionPageSource: Unmap of a span that is already free");
+  ARENA_CHECK(next == nullptr ||
+                  start + bytes <= reinterpret_cast<std::uintptr_t>(next),
+              "FixedRegionPageSource: Unmap of a span that is already free");
+  FreeSpan* span;
+  if (prev != nullptr &&
+      reinterpret_cast<std::uintptr_t>(prev) + prev->length == start) {
+    span = prev;  // merge with the span before
+    span->length += bytes;
+  } else {
+    span = ::new (p) FreeSpan{next, bytes};
+    if (prev == nullptr) {
+      free_ = span;
+    } else {
+      prev->next = span;
     }
   }
-  free_.emplace(start, length);
+  if (next != nullptr &&
+      reinterpret_cast<std::uintptr_t>(span) + span->length ==
+          reinterpret_cast<std::uintptr_t>(next)) {
+    span->length += next->length;  // merge with the span after
+    span->next = next->next;
+  }
 }
 
 void FixedRegionPageSource::DoDecommit(void* p, std::size_t bytes) {

@@ -22,7 +22,6 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <map>
 
 #include "absl/base/thread_annotations.h"
 #include "arena/internal/mutex.h"
@@ -75,6 +74,16 @@ class PageSource {
   // so the fields may be from slightly different instants.
   PageSourceStats stats() const;
 
+  // fork() support. The runtime's pthread_atfork handlers call PrepareFork
+  // after taking their own locks, and AfterForkParent (in the parent) or
+  // AfterForkChild (in the child) before releasing them, so a source with a
+  // lock of its own takes it in PrepareFork and releases it in both After
+  // hooks: the child then never inherits it held by a thread it does not
+  // have. No-ops by default. Not called for sources the runtime does not use.
+  virtual void PrepareFork() {}
+  virtual void AfterForkParent() {}
+  virtual void AfterForkChild() {}
+
   static constexpr std::size_t kPageSize = 4096;
 
  protected:
@@ -106,11 +115,16 @@ class MmapPageSource final : public PageSource {
   void DoDecommit(void* p, std::size_t bytes) override;
 };
 
-// Serves spans from one caller-owned region [base, base + size) with a
-// first-fit free map (coalescing on Unmap) under a mutex. No OS calls:
-// Decommit only counts (the embedder owns the memory), unless
-// `madvise_on_decommit` is set and the region is an anonymous mapping.
-// REQUIRES: the region outlives this object; base is kPageSize-aligned.
+// Serves spans from one caller-owned region [base, base + size), first fit,
+// coalescing on Unmap, under a mutex (held across fork: see PrepareFork).
+// The bookkeeping lives in the region itself: each free span starts with
+// its length and a link to the next free span (by address), so Map and
+// Unmap never allocate from the heap; they touch the first page of the
+// free spans they walk. No OS calls: Decommit only counts (the embedder
+// owns the memory), unless `madvise_on_decommit` is set and the region is
+// an anonymous mapping.
+// REQUIRES: the region outlives this object, is writable, and nothing else
+// uses it; base is kPageSize-aligned.
 class FixedRegionPageSource final : public PageSource {
  public:
   FixedRegionPageSource(void* base, std::size_t size,
@@ -120,18 +134,32 @@ class FixedRegionPageSource final : public PageSource {
   // Bytes of the region not handed out.
   std::size_t free_bytes() const;
 
+  void PrepareFork() override ABSL_NO_THREAD_SAFETY_ANALYSIS { mu_.Lock(); }
+  void AfterForkParent() override ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    mu_.Unlock();
+  }
+  void AfterForkChild() override ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    mu_.Unlock();
+  }
+
  protected:
   void* DoMap(std::size_t bytes, std::size_t alignment) override;
   void DoUnmap(void* p, std::size_t bytes) override;
   void DoDecommit(void* p, std::size_t bytes) override;
 
  private:
+  // At the start of every free span (spans are whole pages).
+  struct FreeSpan {
+    FreeSpan* next;      // the next free span by address
+    std::size_t length;  // bytes of this span
+  };
+
   const std::uintptr_t base_;
   const std::size_t size_;
   const bool madvise_on_decommit_;
   mutable internal::Mutex mu_;
-  // Free spans: start address -> length. Adjacent spans are always merged.
-  std::map<std::uintptr_t, std::size_t> free_ ABSL_GUARDED_BY(mu_);
+  // Sorted by address; adjacent spans are always merged.
+  FreeSpan* free_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
 }  // namespace arena

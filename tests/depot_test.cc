@@ -200,20 +200,20 @@ TEST_F(DepotTest, ThreadCacheHysteresis) {
     EXPECT_EQ(cache.misses(), 2u);  // two batches of four
     EXPECT_EQ(cache.hits(), 6u);
     // Return all 8 one at a time: the cache holds 8, nothing goes back yet.
-    for (BlockHeader* b : got) cache.Put(b, 1, 0);
+    for (BlockHeader* b : got) cache.Put(b, 1);
     EXPECT_EQ(cache.blocks(), 8u);
     EXPECT_EQ(depot.stats().pushes, 0u);
     // Alternate take/return at the boundary: no depot traffic.
     for (int i = 0; i < 100; ++i) {
       BlockHeader* b = cache.Get();
-      cache.Put(b, 1, 0);
+      cache.Put(b, 1);
     }
     EXPECT_EQ(depot.stats().pushes, 0u);
     EXPECT_EQ(cache.misses(), 2u);
     // One more block (from the depot) pushes the cache past capacity: it
     // keeps capacity - batch and gives the rest back in one batch... or two.
     BlockHeader* extra = depot.MapBlock();
-    cache.Put(extra, 1, 0);
+    cache.Put(extra, 1);
     EXPECT_EQ(cache.blocks(), 4u);
     EXPECT_EQ(depot.stats().hot_blocks, 5u);
     EXPECT_EQ(cache.Flush(0), 4u);
@@ -231,7 +231,84 @@ TEST_F(DepotTest, ThreadCacheReportsExhaustion) {
   failing.Heal();
   BlockHeader* b = cache.Get();
   ASSERT_NE(b, nullptr);
-  cache.Put(b, 1, 0);
+  cache.Put(b, 1);
+}
+
+
+// Item 7 of issue 7: the ABA tag uses every bit a block address leaves
+// free (low bits below log2(block_size), bit 47, bits 48..63): at least 30
+// bits at the 8 KiB minimum block.
+TEST_F(DepotTest, TagUsesTheFreeAddressBits) {
+  EXPECT_EQ(Depot::TagBits(8 * 1024), 30);
+  EXPECT_EQ(Depot::TagBits(64 * 1024), 33);
+}
+
+// The tag survives the old 28-bit limit: pops and pushes stay correct as it
+// counts past 2^28 and past 2^30 - 1 (where the 8 KiB tag wraps).
+TEST_F(DepotTest, TagCountsPastTheOld28BitLimitAndWraps) {
+  for (std::size_t block : {std::size_t{8 * 1024}, kBlock}) {
+    Depot depot(&source_, DepotOptions{block, 1, 1 << 30});
+    const std::uint64_t start = (std::uint64_t{1} << Depot::TagBits(block)) - 8;
+    depot.SetTagForTesting(start);
+    std::vector<BlockHeader*> held(4);
+    for (BlockHeader*& b : held) ASSERT_EQ(depot.Acquire(&b), 1u);
+    for (int round = 0; round < 8; ++round) {
+      for (BlockHeader* b : held) depot.Release(b, 1, 0);
+      for (auto it = held.rbegin(); it != held.rend(); ++it) {
+        BlockHeader* got = nullptr;
+        ASSERT_EQ(depot.Acquire(&got), 1u);
+        EXPECT_EQ(got, *it);  // LIFO: the tag never corrupts the pointer
+      }
+    }
+    EXPECT_LT(depot.TagForTesting(), start);  // it wrapped to small values
+    for (BlockHeader* b : held) depot.Release(b, 1, 0);
+    EXPECT_TRUE(depot.CheckInvariantForTesting());
+  }
+  {
+    Depot depot(&source_, DepotOptions{kBlock, 1, 1 << 30});
+    depot.SetTagForTesting((std::uint64_t{1} << 28) - 2);
+    BlockHeader* b = nullptr;
+    ASSERT_EQ(depot.Acquire(&b), 1u);
+    for (int i = 0; i < 4; ++i) {
+      depot.Release(b, 1, 0);
+      ASSERT_EQ(depot.Acquire(&b), 1u);
+    }
+    EXPECT_GT(depot.TagForTesting(), std::uint64_t{1} << 28);
+    depot.Release(b, 1, 0);
+  }
+}
+
+// Items 7 and 13c: a release pass that finds only young batches leaves
+// them in place: no re-push (depot_pushes unchanged) and at most two tag
+// steps, however many batches there are.
+TEST_F(DepotTest, ReleasePassDoesNotRepushYoungBatches) {
+  Depot depot(&source_, DepotOptions{kBlock, 1, 1 << 30});
+  std::vector<BlockHeader*> blocks(10);
+  for (BlockHeader*& b : blocks) ASSERT_EQ(depot.Acquire(&b), 1u);
+  for (BlockHeader* b : blocks) depot.Release(b, 1, /*now_ms=*/1000);
+  const std::uint64_t pushes = depot.stats().pushes;
+  const std::uint64_t tag = depot.TagForTesting();
+  for (int pass = 0; pass < 5; ++pass) {
+    EXPECT_EQ(depot.ReleaseIdle(/*now_ms=*/1100, /*delay_ms=*/500), 0u);
+  }
+  EXPECT_EQ(depot.stats().pushes, pushes);
+  EXPECT_LE(depot.TagForTesting() - tag, 5u * 2);
+  EXPECT_EQ(depot.stats().hot_blocks, 10u);
+  EXPECT_TRUE(depot.CheckInvariantForTesting());
+  // Order kept: the last released is still on top.
+  BlockHeader* got = nullptr;
+  ASSERT_EQ(depot.Acquire(&got), 1u);
+  EXPECT_EQ(got, blocks.back());
+  depot.Release(got, 1, 1000);
+  // Mixed: old batches at the bottom go cold, the young stay hot, in order.
+  BlockHeader* young = nullptr;
+  ASSERT_EQ(depot.Acquire(&young), 1u);
+  depot.Release(young, 1, /*now_ms=*/5000);
+  EXPECT_EQ(depot.ReleaseIdle(/*now_ms=*/5100, /*delay_ms=*/500),
+            9 * (kBlock - arena::PageSource::kPageSize));
+  EXPECT_EQ(depot.stats().hot_blocks, 1u);
+  EXPECT_EQ(depot.stats().pushes, pushes + 2);
+  EXPECT_TRUE(depot.CheckInvariantForTesting());
 }
 
 }  // namespace

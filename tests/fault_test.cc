@@ -93,6 +93,57 @@ TEST_F(FaultTest, NothingLeaksThroughFailures) {
   EXPECT_EQ(arena::GlobalStats().mapped_bytes, 0u);
 }
 
+
+// Item 8 of issue 7: blocks that overflow a thread cache were stamped idle
+// since time 0, so the next release pass decommitted them at once. The
+// runtime here runs with release_delay_ms = 60 s.
+TEST_F(FaultTest, ThreadCacheOverflowKeepsTheReleaseDelay) {
+  {
+    arena::Arena a;
+    for (int i = 0; i < 24; ++i) a.Allocate(30000);  // 12 blocks
+  }  // the cache keeps 4; the rest overflow to the depot
+  ASSERT_GE(arena::GlobalStats().depot_bytes, 8 * kBlock);
+  EXPECT_EQ(arena::ReleaseIdleMemory(), 0u);
+  EXPECT_EQ(arena::GlobalStats().decommitted_bytes, 0u);
+}
+
+// Item 13b: unmapping the large-mapping cache counts as released memory.
+TEST_F(FaultTest, TrimmingTheLargeCacheCountsAsReleased) {
+  {
+    arena::Arena a;
+    a.Allocate(1 << 20);
+  }  // the mapping goes to the large cache
+  ASSERT_GE(arena::GlobalStats().large_cache_bytes, 1u << 20);
+  const std::uint64_t before = arena::GlobalStats().released_bytes;
+  const std::size_t trimmed = arena::Trim();
+  EXPECT_GE(trimmed, 1u << 20);
+  EXPECT_EQ(arena::GlobalStats().released_bytes - before, trimmed);
+  EXPECT_EQ(arena::GlobalStats().large_cache_bytes, 0u);
+}
+
+// Item 14: at the process cap, free memory held in one form is given back
+// before a request for the other form fails.
+TEST_F(FaultTest, BlockRequestAtTheCapReleasesTheLargeCache) {
+  {
+    arena::Arena a;
+    a.Allocate(kCap - 12 * kBlock);
+  }  // almost the whole cap sits in the large cache
+  ASSERT_GE(arena::GlobalStats().large_cache_bytes, kCap - 12 * kBlock);
+  arena::Arena a;
+  for (int i = 0; i < 48; ++i) {  // 24 blocks
+    ASSERT_NE(a.TryAllocate(30000), nullptr) << "allocation " << i;
+  }
+}
+
+TEST_F(FaultTest, LargeRequestAtTheCapReleasesFreeDepotBlocks) {
+  {
+    arena::Arena a;
+    for (int i = 0; i < 120; ++i) a.Allocate(30000);  // 60 blocks
+  }  // 4 stay in this thread's cache, 56 go to the depot
+  ASSERT_GE(arena::GlobalStats().depot_bytes, 50 * kBlock);
+  arena::Arena a;
+  EXPECT_NE(a.TryAllocate(kCap / 2), nullptr);
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -105,6 +156,7 @@ int main(int argc, char** argv) {
   config.depot_batch_blocks = 1;
   config.thread_cache_blocks = 4;
   config.max_total_bytes = kCap;
+  config.release_delay_ms = 60 * 1000;
   absl::Status status = arena::Configure(config, g_faults);
   if (!status.ok()) {
     fprintf(stderr, "Configure: %s\n", std::string(status.message()).c_str());

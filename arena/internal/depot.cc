@@ -3,34 +3,46 @@
 #include <new>
 #include <thread>
 
+#include "absl/numeric/bits.h"
 #include "arena/internal/check.h"
 #include "arena/internal/sanitizer.h"
 
 namespace arena {
 namespace internal {
 namespace {
-
-// The head word: bits 12..47 hold the (4 KiB-aligned) batch pointer; the
-// version counter's low 12 bits sit below it and its high 16 bits above.
-constexpr std::uint64_t kLowTagMask = 0xfff;
-constexpr std::uint64_t kPtrMask = 0x0000fffffffff000ull;
-
-std::uint64_t Pack(BlockHeader* p, std::uint64_t tag) {
-  return reinterpret_cast<std::uintptr_t>(p) | (tag & kLowTagMask) |
-         ((tag >> 12) << 48);
+int Log2(std::size_t v) {
+  return 63 - absl::countl_zero(static_cast<std::uint64_t>(v));
 }
-BlockHeader* PtrOf(std::uint64_t word) {
-  return reinterpret_cast<BlockHeader*>(word & kPtrMask);
-}
-std::uint64_t TagOf(std::uint64_t word) {
-  return (word & kLowTagMask) | ((word >> 48) << 12);
-}
-
 }  // namespace
+
+int Depot::TagBits(std::size_t block_size) {
+  return Log2(block_size) + (64 - kHighShift);
+}
+
+std::uint64_t Depot::Pack(BlockHeader* p, std::uint64_t tag) const {
+  return reinterpret_cast<std::uintptr_t>(p) | (tag & low_mask_) |
+         ((tag >> low_bits_) << kHighShift);
+}
+
+std::uint64_t Depot::TagForTesting() const {
+  return TagOf(head_.load(std::memory_order_relaxed));
+}
+
+void Depot::SetTagForTesting(std::uint64_t tag) {
+  std::uint64_t old = head_.load(std::memory_order_relaxed);
+  // Release/acquire as a push: the head's batch stays published.
+  while (!head_.compare_exchange_weak(old, Pack(PtrOf(old), tag),
+                                      std::memory_order_acq_rel,
+                                      std::memory_order_relaxed)) {
+  }
+}
 
 Depot::Depot(PageSource* source, const DepotOptions& options)
     : source_(source),
       block_size_(options.block_size),
+      low_bits_(Log2(options.block_size)),
+      low_mask_((std::uint64_t{1} << low_bits_) - 1),
+      ptr_mask_(((std::uint64_t{1} << kHighShift) - 1) & ~low_mask_),
       batch_blocks_(options.batch_blocks),
       max_bytes_(options.max_bytes) {
   ARENA_CHECK(block_size_ >= 2 * PageSource::kPageSize &&
@@ -44,8 +56,9 @@ Depot::~Depot() { Trim(); }
 BlockHeader* Depot::MapBlock() {
   void* p = source_->Map(block_size_, block_size_);
   if (p == nullptr) return nullptr;
-  ARENA_CHECK((reinterpret_cast<std::uintptr_t>(p) & ~kPtrMask) == 0,
-              "Depot: a block address does not fit the 48-bit tagged head");
+  ARENA_CHECK((reinterpret_cast<std::uintptr_t>(p) & ~ptr_mask_) == 0,
+              "Depot: a block address does not fit the tagged head (not "
+              "aligned to block_size, or at or above 2^47)");
   auto* block = ::new (p) BlockHeader();
   block->size = block_size_;
   block->kind = BlockKind::kSmall;
@@ -211,8 +224,14 @@ void Depot::AddCold(BlockHeader* head, std::size_t count) {
 
 std::size_t Depot::ReleaseIdle(std::int64_t now_ms, std::int64_t delay_ms) {
   MutexLock lock(&mu_);
+  // Take the whole stack (one tag step), decommit the old batches, and put
+  // the young ones back in their order with one splice (one more step):
+  // a pass costs at most two tag steps and counts no push, however many
+  // young batches it inspects.
   BlockHeader* all = TakeAllHot();
-  BlockHeader* young = nullptr;  // oldest first, so pushing keeps the order
+  BlockHeader* young = nullptr;  // top first, as they were
+  BlockHeader* young_tail = nullptr;
+  std::size_t young_blocks = 0;
   std::size_t released = 0;
   while (all != nullptr) {
     BlockHeader* batch = all;
@@ -227,17 +246,30 @@ std::size_t Depot::ReleaseIdle(std::int64_t now_ms, std::int64_t delay_ms) {
       }
       AddCold(batch, n);
     } else {
-      batch->next_batch.store(young, std::memory_order_relaxed);
-      young = batch;
+      batch->next_batch.store(nullptr, std::memory_order_relaxed);
+      if (young_tail == nullptr) {
+        young = batch;
+      } else {
+        young_tail->next_batch.store(batch, std::memory_order_relaxed);
+      }
+      young_tail = batch;
+      young_blocks += batch->batch_count;
     }
   }
-  while (young != nullptr) {
-    BlockHeader* batch = young;
-    young = batch->next_batch.load(std::memory_order_relaxed);
-    PushBatch(batch, batch->batch_count, batch->idle_since_ms);
-  }
+  if (young != nullptr) SpliceHot(young, young_tail, young_blocks);
   released_bytes_.fetch_add(released, std::memory_order_relaxed);
   return released;
+}
+
+void Depot::SpliceHot(BlockHeader* top, BlockHeader* tail, std::size_t blocks) {
+  hot_blocks_.fetch_add(blocks, std::memory_order_relaxed);
+  std::uint64_t old = head_.load(std::memory_order_relaxed);
+  do {
+    tail->next_batch.store(PtrOf(old), std::memory_order_relaxed);
+    // Release on success: as PushBatch, publishes the chain's links.
+  } while (!head_.compare_exchange_weak(old, Pack(top, TagOf(old) + 1),
+                                        std::memory_order_release,
+                                        std::memory_order_relaxed));
 }
 
 void Depot::UnmapList(BlockHeader* head, bool decommitted) {

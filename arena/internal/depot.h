@@ -4,17 +4,25 @@
 // batch_blocks blocks linked by BlockHeader::next; batches linked by
 // BlockHeader::next_batch). A thread moves a whole batch with one CAS, so the
 // shared line is touched once per batch. ABA: the head word packs the batch
-// pointer with a 28-bit version counter (12 low bits free because blocks are
-// at least 4 KiB aligned, 16 high bits free in x86-64 user addresses); every
-// successful push or pop bumps it, so a pop that read a stale `next_batch`
-// fails its CAS unless 2^28 operations completed while it was preempted.
+// pointer with a version counter (the tag) in every bit a block address
+// leaves free: bits 0 .. log2(block_size) - 1 (blocks are aligned to their
+// size) and bits 47 .. 63 (x86-64 user addresses are below 2^47), so
+// TagBits = log2(block_size) + 17 bits: 30 at the 8 KiB minimum block, 33 at
+// the 64 KiB default. Every successful push or pop (and a release pass, at
+// most twice) bumps it, so a pop that read a stale `next_batch` fails its
+// CAS unless a multiple of 2^TagBits head changes completed while it was
+// preempted between its load and its CAS: at 8 KiB, 2^30 (about 1.07e9)
+// depot operations, i.e. more than 20 s of uninterrupted depot traffic at
+// 50 M operations per second (and the depot sees one per batch of blocks).
 //
 // Cold list: mutex-guarded list of blocks whose pages after the header were
 // decommitted (idle batches, batches past max_bytes). Blocks are decommitted
 // only once they are off the hot stack, so no lock-free reader loses links.
 //
 // Unmapping (Trim, destruction) waits until no pop is in flight: a pop may
-// still read the header of a block it saw at the top a moment ago.
+// still read the header of a block it saw at the top a moment ago. That
+// count is state a fork() child inherits from threads it does not have:
+// the runtime's child handler calls ResetAfterForkInChild().
 //
 // Invariant: hot_blocks + cold_blocks == blocks held; every held block is in
 // exactly one place. Thread-safety: every method may be called from any
@@ -83,6 +91,18 @@ class Depot {
   // pthread_atfork support: hold the cold-list mutex across fork.
   void LockForFork() ABSL_EXCLUSIVE_LOCK_FUNCTION(mu_) { mu_.Lock(); }
   void UnlockAfterFork() ABSL_UNLOCK_FUNCTION(mu_) { mu_.Unlock(); }
+  // In a fork() child, before UnlockAfterFork: the pops that were in flight
+  // belong to threads that do not exist there and will never finish.
+  void ResetAfterForkInChild() {
+    // Relaxed: the child has one thread.
+    pops_in_flight_.store(0, std::memory_order_relaxed);
+  }
+
+  // Bits of the ABA tag for a block size (see above).
+  static int TagBits(std::size_t block_size);
+  // The tag, and setting it (keeping the head pointer); for tests.
+  std::uint64_t TagForTesting() const;
+  void SetTagForTesting(std::uint64_t tag);
 
   // Walks the structures and checks the invariant; for tests, when quiescent.
   bool CheckInvariantForTesting() const;
@@ -94,6 +114,17 @@ class Depot {
   void AddCold(BlockHeader* head, std::size_t count)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   BlockHeader* TakeAllHot();
+  // Puts back a chain of batches (linked by next_batch, top first, `tail`
+  // its last) on top of the stack with one CAS, not counted as pushes.
+  void SpliceHot(BlockHeader* top, BlockHeader* tail, std::size_t blocks);
+  std::uint64_t Pack(BlockHeader* p, std::uint64_t tag) const;
+  BlockHeader* PtrOf(std::uint64_t word) const {
+    return reinterpret_cast<BlockHeader*>(word & ptr_mask_);
+  }
+  std::uint64_t TagOf(std::uint64_t word) const {
+    return (word & low_mask_) | ((word >> kHighShift) << low_bits_);
+  }
+  static constexpr int kHighShift = 47;
   void WaitForPops();
   void UnmapList(BlockHeader* head, bool decommitted);
 
@@ -103,6 +134,11 @@ class Depot {
 
   PageSource* const source_;
   const std::size_t block_size_;
+  // The head word: tag bits 0 .. low_bits_ - 1 at the bottom, the pointer
+  // in bits low_bits_ .. 46, the tag's upper bits in 47 .. 63.
+  const int low_bits_;                // log2(block_size)
+  const std::uint64_t low_mask_;      // (1 << low_bits_) - 1
+  const std::uint64_t ptr_mask_;      // bits low_bits_ .. 46
   const std::size_t batch_blocks_;
   const std::size_t max_bytes_;
 

@@ -2,7 +2,10 @@
 
 #include <pthread.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <limits>
 #include <new>
 #include <string>
@@ -12,13 +15,22 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "arena/internal/check.h"
+#include "arena/internal/clock.h"
 #include "arena/internal/sanitizer.h"
 #include "arena/internal/thread_token.h"
 
 namespace arena {
 namespace internal {
 
-__thread char tls_thread_token ARENA_TLS_INITIAL_EXEC = 0;
+__thread std::uint64_t tls_thread_id ARENA_TLS_INITIAL_EXEC = kNoThread;
+
+std::uint64_t AssignThreadId() noexcept {
+  // Relaxed: the RMW order alone makes ids unique; they publish nothing.
+  static std::atomic<std::uint64_t> next_id{kNoThread + 1};
+  const std::uint64_t id = next_id.fetch_add(1, std::memory_order_relaxed);
+  tls_thread_id = id;
+  return id;
+}
 
 std::atomic<Runtime*> Runtime::instance_{nullptr};
 __thread ThreadState* tls_thread_state ARENA_TLS_INITIAL_EXEC = nullptr;
@@ -33,6 +45,13 @@ Mutex& StartMutex() {
   static Mutex* mu = new Mutex;
   return *mu;
 }
+
+// pthread_atfork handlers are registered once per process (under the start
+// mutex), before any runtime exists, whatever happens to the starts.
+bool g_fork_handlers_registered = false;
+
+// Relaxed: a test switch, set before the Configure it affects.
+std::atomic<bool> g_fail_next_thread_start{false};
 
 // Set once this thread's exit hook ran: no state may be created any more.
 __thread bool tls_exited ARENA_TLS_INITIAL_EXEC = false;
@@ -66,7 +85,12 @@ Runtime::Runtime(const Config& config, PageSource* source)
     : config_(config),
       source_(source),
       depot_(source, DepotOptions{config.block_size, config.depot_batch_blocks,
-                                  config.depot_max_bytes}) {}
+                                  config.depot_max_bytes}),
+      large_cache_(source, config.large_cache_bytes) {}
+
+void Runtime::FailNextThreadStartForTesting() {
+  g_fail_next_thread_start.store(true, std::memory_order_relaxed);
+}
 
 absl::Status Runtime::Start(const Config& config, PageSource* source) {
   absl::Status valid = ValidateConfig(config);
@@ -83,9 +107,24 @@ absl::Status Runtime::Start(const Config& config, PageSource* source) {
         DescribeDifference(existing->config_, config),
         "); configure once, before the first arena"));
   }
+  if (!g_fork_handlers_registered) {
+    const int err = pthread_atfork(&ForkPrepare, &ForkParent, &ForkChild);
+    if (err != 0) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "arena::Configure: pthread_atfork failed: ", std::strerror(err)));
+    }
+    g_fork_handlers_registered = true;
+  }
   if (source == nullptr) source = ::new (g_mmap_storage) MmapPageSource();
   source->set_max_mapped_bytes(config.max_total_bytes);
   auto* rt = ::new (g_runtime_storage) Runtime(config, source);
+  // A failed start gives back what it mapped and destroys the unpublished
+  // runtime, so that a later Configure starts from nothing.
+  auto fail = [rt](absl::Status status) {
+    rt->depot_.Trim();
+    rt->~Runtime();
+    return status;
+  };
   // Prewarm: map blocks into the depot now, so first requests find them.
   const std::size_t prewarm = config.prewarm_bytes / config.block_size;
   BlockHeader* list = nullptr;
@@ -93,21 +132,44 @@ absl::Status Runtime::Start(const Config& config, PageSource* source) {
   for (; mapped < prewarm; ++mapped) {
     BlockHeader* block = rt->depot_.MapBlock();
     if (block == nullptr) {
-      return absl::ResourceExhaustedError(absl::StrCat(
+      while (list != nullptr) {
+        BlockHeader* next = list->next.load(std::memory_order_relaxed);
+        source->Unmap(list, config.block_size);
+        list = next;
+      }
+      return fail(absl::ResourceExhaustedError(absl::StrCat(
           "arena config key 'prewarm_bytes' = ", config.prewarm_bytes,
-          ": could only map ", mapped * config.block_size, " bytes"));
+          ": could only map ", mapped * config.block_size,
+          " bytes; nothing is kept mapped")));
     }
     block->next.store(list, std::memory_order_relaxed);
     list = block;
   }
   if (mapped != 0) rt->depot_.Release(list, mapped, NowMs());
-  pthread_atfork(&ForkPrepare, &ForkParent, &ForkChild);
   if (config.background_release) {
-    std::thread([rt] { rt->ReleaseLoop(); }).detach();
+    pthread_t thread;
+    const int err =
+        g_fail_next_thread_start.exchange(false, std::memory_order_relaxed)
+            ? EAGAIN
+            : pthread_create(&thread, nullptr, &Runtime::ReleaseThreadMain, rt);
+    if (err != 0) {
+      return fail(absl::ResourceExhaustedError(absl::StrCat(
+          "arena::Configure: cannot start the background release thread "
+          "(background_release = true): ",
+          std::strerror(err), "; nothing is kept mapped, retry or start "
+          "without it")));
+    }
+    pthread_detach(thread);
+    rt->release_thread_running_.store(true, std::memory_order_relaxed);
   }
   // Release: publishes the constructed runtime to Get()'s acquire load.
   instance_.store(rt, std::memory_order_release);
   return absl::OkStatus();
+}
+
+void* Runtime::ReleaseThreadMain(void* runtime) {
+  static_cast<Runtime*>(runtime)->ReleaseLoop();
+  return nullptr;
 }
 
 Runtime& Runtime::StartDefault() {
@@ -127,15 +189,16 @@ Runtime& Runtime::StartDefault() {
   return *rt;
 }
 
-std::int64_t Runtime::NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
+std::int64_t Runtime::NowMs() { return SteadyNowMs(); }
 
 ThreadState* Runtime::LocalSlow() {
   if (tls_exited) return nullptr;
-  auto* state = new ThreadState(&depot_, config_.thread_cache_blocks);
+  // Reachable from noexcept paths (TryAllocate, Reset, ~Arena): without
+  // heap the thread goes without a cache (nullptr: blocks come from and go
+  // to the depot directly) and tries again on its next slow path.
+  auto* state =
+      new (std::nothrow) ThreadState(&depot_, config_.thread_cache_blocks);
+  if (state == nullptr) return nullptr;
   state->idle_since_ms = NowMs();
   Register(state);
   tls_thread_state = state;
@@ -156,21 +219,28 @@ void Runtime::Register(ThreadState* state) {
 void Runtime::RetireThread(ThreadState* state) {
   Runtime& rt = Get();
   state->cache.Flush(NowMs());
-  MutexLock lock(&rt.registry_mu_);
+  {
+    MutexLock lock(&rt.registry_mu_);
+    rt.Unregister(state);
+  }
+  delete state;
+}
+
+void Runtime::Unregister(ThreadState* state) {
   for (CounterField f :
        {&ThreadCounters::live_bytes, &ThreadCounters::in_arena_bytes,
         &ThreadCounters::large_bytes, &ThreadCounters::arenas_created,
         &ThreadCounters::arenas_destroyed, &ThreadCounters::resets,
         &ThreadCounters::large_allocations}) {
-    (rt.retired_.*f)
+    (retired_.*f)
         .fetch_add((state->counters.*f).load(std::memory_order_relaxed),
                    std::memory_order_relaxed);
   }
   if (state->prev != nullptr) state->prev->next = state->next;
   if (state->next != nullptr) state->next->prev = state->prev;
-  if (rt.threads_ == state) rt.threads_ = state->next;
-  --rt.thread_count_;
-  delete state;
+  if (threads_ == state) threads_ = state->next;
+  state->prev = state->next = nullptr;
+  --thread_count_;
 }
 
 namespace {
@@ -182,14 +252,24 @@ ThreadExitHook::~ThreadExitHook() {
 }  // namespace
 
 BlockHeader* Runtime::TakeBlock(ThreadState* local) {
-  if (local != nullptr) return local->cache.Get();
-  BlockHeader* batch = nullptr;
-  std::size_t n = depot_.Acquire(&batch);
-  if (n == 0) return nullptr;
-  BlockHeader* block = batch;
-  BlockHeader* rest = block->next.load(std::memory_order_relaxed);
-  block->next.store(nullptr, std::memory_order_relaxed);
-  if (rest != nullptr) depot_.Release(rest, n - 1, NowMs());
+  auto take = [this, local]() -> BlockHeader* {
+    if (local != nullptr) return local->cache.Get();
+    BlockHeader* batch = nullptr;
+    std::size_t n = depot_.Acquire(&batch);
+    if (n == 0) return nullptr;
+    BlockHeader* block = batch;
+    BlockHeader* rest = block->next.load(std::memory_order_relaxed);
+    block->next.store(nullptr, std::memory_order_relaxed);
+    if (rest != nullptr) depot_.Release(rest, n - 1, NowMs());
+    return block;
+  };
+  BlockHeader* block = take();
+  // Out of memory (or at max_total_bytes) while cached large mappings hold
+  // memory: give them back and try once more.
+  if (block == nullptr &&
+      large_cache_.Release(std::numeric_limits<std::int64_t>::max()) != 0) {
+    block = take();
+  }
   return block;
 }
 
@@ -197,47 +277,28 @@ void Runtime::ReturnBlocks(ThreadState* local, BlockHeader* head,
                            std::size_t count) {
   if (count == 0) return;
   if (local != nullptr) {
-    local->cache.Put(head, count, 0);
+    local->cache.Put(head, count);
   } else {
     depot_.Release(head, count, NowMs());
   }
 }
 
-namespace {
-// Large mapping sizes: page-rounded, then up to one of 8 classes per power
-// of two (at most 12.5% over), so that a cached mapping fits later requests.
-std::size_t LargeMappingSize(std::size_t need) {
-  constexpr std::size_t kPage = PageSource::kPageSize;
-  std::size_t size = (need + kPage - 1) & ~(kPage - 1);
-  if (size <= 8 * kPage) return size;
-  const int e = 63 - absl::countl_zero(static_cast<std::uint64_t>(size));
-  const std::size_t step = std::size_t{1} << (e - 3);
-  return (size + step - 1) & ~(step - 1);
-}
-}  // namespace
-
-BlockHeader* Runtime::MapLarge(std::size_t bytes, std::size_t alignment) {
+BlockHeader* Runtime::MapLarge(std::size_t bytes, std::size_t alignment,
+                              std::size_t most) {
   if (bytes > (std::size_t{1} << 46)) return nullptr;
-  const std::size_t size = LargeMappingSize(kBlockHeaderSize + alignment + bytes);
-  {
-    MutexLock lock(&large_mu_);
-    auto it = large_free_.lower_bound(size);
-    if (it != large_free_.end() && it->first <= 2 * size) {
-      BlockHeader* block = it->second;
-      BlockHeader* next = block->next.load(std::memory_order_relaxed);
-      if (next == nullptr) large_free_.erase(it);
-      else it->second = next;
-      large_cached_ -= block->size;
-      large_cached_mirror_.store(large_cached_, std::memory_order_relaxed);
-      block->next.store(nullptr, std::memory_order_relaxed);
-      return block;
-    }
-  }
+  const std::size_t need = kBlockHeaderSize + alignment + bytes;
+  const std::size_t size = LargeMappingSize(need, most);
+  if (size == 0) return nullptr;
+  const std::size_t cached_most = std::min(2 * size, most);
+  if (BlockHeader* block = large_cache_.Take(need, cached_most)) return block;
   void* p = source_->Map(size, config_.block_size);
   if (p == nullptr) {
-    // Out of memory (or at the cap): cached mappings of other sizes are
-    // memory too. Give them back and try once more.
-    if (ReleaseLargeCache(std::numeric_limits<std::int64_t>::max()) == 0) return nullptr;
+    // Out of memory (or at max_total_bytes): cached mappings of other sizes
+    // and free depot blocks are memory too. Give them back and retry once.
+    const std::size_t freed =
+        large_cache_.Release(std::numeric_limits<std::int64_t>::max()) +
+        depot_.Trim();
+    if (freed == 0) return nullptr;
     p = source_->Map(size, config_.block_size);
     if (p == nullptr) return nullptr;
   }
@@ -250,60 +311,7 @@ BlockHeader* Runtime::MapLarge(std::size_t bytes, std::size_t alignment) {
 void Runtime::UnmapLarge(BlockHeader* block) {
   const std::size_t size = block->size;
   UnpoisonMemory(block, size);
-  {
-    MutexLock lock(&large_mu_);
-    if (large_cached_ + size <= config_.large_cache_bytes) {
-      block->owner = nullptr;
-      block->prev = nullptr;
-      block->idle_since_ms = NowMs();
-      BlockHeader*& head = large_free_[size];
-      block->next.store(head, std::memory_order_relaxed);
-      head = block;
-      large_cached_ += size;
-      large_cached_mirror_.store(large_cached_, std::memory_order_relaxed);
-      return;
-    }
-  }
-  source_->Unmap(block, size);
-}
-
-std::size_t Runtime::ReleaseLargeCache(std::int64_t cutoff_ms) {
-  BlockHeader* doomed = nullptr;
-  std::size_t bytes = 0;
-  {
-    MutexLock lock(&large_mu_);
-    for (auto it = large_free_.begin(); it != large_free_.end();) {
-      // Each list is newest first: cut it where blocks get old enough.
-      BlockHeader* keep_tail = nullptr;
-      BlockHeader* old = it->second;
-      while (old != nullptr && old->idle_since_ms >= cutoff_ms) {
-        keep_tail = old;
-        old = old->next.load(std::memory_order_relaxed);
-      }
-      if (keep_tail == nullptr) {
-        it->second = nullptr;
-      } else {
-        keep_tail->next.store(nullptr, std::memory_order_relaxed);
-      }
-      while (old != nullptr) {
-        BlockHeader* next = old->next.load(std::memory_order_relaxed);
-        old->next.store(doomed, std::memory_order_relaxed);
-        doomed = old;
-        bytes += old->size;
-        old = next;
-      }
-      if (it->second == nullptr) large_free_.erase(it++);
-      else ++it;
-    }
-    large_cached_ -= bytes;
-    large_cached_mirror_.store(large_cached_, std::memory_order_relaxed);
-  }
-  while (doomed != nullptr) {
-    BlockHeader* next = doomed->next.load(std::memory_order_relaxed);
-    source_->Unmap(doomed, doomed->size);
-    doomed = next;
-  }
-  return bytes;
+  if (!large_cache_.Put(block, NowMs())) source_->Unmap(block, size);
 }
 
 ProcessStats Runtime::Stats() {
@@ -319,7 +327,7 @@ ProcessStats Runtime::Stats() {
   s.depot_hits = ds.hits;
   s.depot_misses = ds.misses;
   s.depot_pushes = ds.pushes;
-  s.released_bytes = ds.released_bytes;
+  s.released_bytes = ds.released_bytes + large_cache_.released_bytes();
   std::int64_t live = 0, in_arena = 0, large = 0, created = 0, destroyed = 0,
                resets = 0, large_allocs = 0;
   auto add = [&](const ThreadCounters& c) {
@@ -352,7 +360,7 @@ ProcessStats Runtime::Stats() {
   s.arenas_destroyed = clamp(destroyed);
   s.resets = clamp(resets);
   s.large_allocations = clamp(large_allocs);
-  s.large_cache_bytes = large_cached_mirror_.load(std::memory_order_relaxed);
+  s.large_cache_bytes = large_cache_.bytes();
   s.cached_bytes = s.thread_cache_bytes + s.depot_bytes + s.large_cache_bytes;
   s.fragmentation = FragmentationRatio(s.committed_bytes, s.live_bytes);
   return s;
@@ -360,8 +368,9 @@ ProcessStats Runtime::Stats() {
 
 std::size_t Runtime::ReleaseIdleMemory() {
   const std::int64_t now = NowMs();
-  const std::size_t released = depot_.ReleaseIdle(now, config_.release_delay_ms) +
-                               ReleaseLargeCache(now - config_.release_delay_ms);
+  const std::size_t released =
+      depot_.ReleaseIdle(now, config_.release_delay_ms) +
+      large_cache_.Release(now - config_.release_delay_ms);
   // Ask threads whose caches sat idle for the delay to trim themselves (a
   // cache is private: only its thread may touch it, in OnThreadIdle).
   MutexLock lock(&registry_mu_);
@@ -380,7 +389,8 @@ std::size_t Runtime::ReleaseIdleMemory() {
 
 std::size_t Runtime::Trim() {
   FlushThreadCache();
-  return depot_.Trim() + ReleaseLargeCache(std::numeric_limits<std::int64_t>::max());
+  return depot_.Trim() +
+         large_cache_.Release(std::numeric_limits<std::int64_t>::max());
 }
 
 std::size_t Runtime::FlushThreadCache() {
@@ -408,9 +418,11 @@ std::size_t Runtime::OnThreadIdle() {
     // the depot may decommit them at once.
     flushed = local->cache.Flush(now - delay) * config_.block_size;
   }
-  if (!config_.background_release) {
+  // Without a release thread in this process (not configured, or this is
+  // a fork() child, which has none), the idle hook releases.
+  if (!release_thread_running_.load(std::memory_order_relaxed)) {
     depot_.ReleaseIdle(now, delay);
-    ReleaseLargeCache(now - delay);
+    large_cache_.Release(now - delay);
   }
   return flushed;
 }
@@ -425,30 +437,55 @@ void Runtime::ReleaseLoop() {
 
 void Runtime::ForkPrepareImpl() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   registry_mu_.Lock();
-  large_mu_.Lock();
+  large_cache_.LockForFork();
   depot_.LockForFork();
+  source_->PrepareFork();
 }
 
-void Runtime::ForkAfterImpl() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+void Runtime::ForkAfterInParentImpl() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  source_->AfterForkParent();
   depot_.UnlockAfterFork();
-  large_mu_.Unlock();
+  large_cache_.UnlockAfterFork();
+  registry_mu_.Unlock();
+}
+
+void Runtime::ForkAfterInChildImpl() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  // Only the forking thread exists here. What the others were doing never
+  // finishes: their depot pops stay "in flight", their caches are gone (the
+  // blocks stay mapped, unreachable) and no release thread runs.
+  source_->AfterForkChild();
+  depot_.ResetAfterForkInChild();
+  release_thread_running_.store(false, std::memory_order_relaxed);
+  ThreadState* self = tls_thread_state;
+  for (ThreadState* t = threads_; t != nullptr;) {
+    ThreadState* next = t->next;
+    if (t != self) {
+      Unregister(t);
+      t->next = orphans_;
+      orphans_ = t;
+    }
+    t = next;
+  }
+  depot_.UnlockAfterFork();
+  large_cache_.UnlockAfterFork();
   registry_mu_.Unlock();
 }
 
 namespace {
 // pthread_atfork: the child must not inherit a lock held by a thread that
-// does not exist in it. Other threads' caches are lost to the child (their
-// blocks stay mapped); the background release thread does not run there.
-// Locks are held across fork on purpose: no analysis.
+// does not exist in it. Locks are held across fork on purpose: no analysis.
 void ForkPrepare() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   StartMutex().Lock();
   if (Runtime* rt = Runtime::GetIfStarted()) rt->ForkPrepareImpl();
 }
 void ForkParent() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-  if (Runtime* rt = Runtime::GetIfStarted()) rt->ForkAfterImpl();
+  if (Runtime* rt = Runtime::GetIfStarted()) rt->ForkAfterInParentImpl();
   StartMutex().Unlock();
 }
-void ForkChild() { ForkParent(); }
+void ForkChild() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  if (Runtime* rt = Runtime::GetIfStarted()) rt->ForkAfterInChildImpl();
+  StartMutex().Unlock();
+}
 }  // namespace
 
 }  // namespace internal

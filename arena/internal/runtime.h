@@ -15,7 +15,6 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <map>
 
 #include "absl/base/optimization.h"
 #include "absl/base/thread_annotations.h"
@@ -23,6 +22,7 @@
 #include "arena/config.h"
 #include "arena/internal/block.h"
 #include "arena/internal/depot.h"
+#include "arena/internal/large.h"
 #include "arena/internal/mutex.h"
 #include "arena/internal/thread_cache.h"
 #include "arena/internal/thread_token.h"
@@ -103,15 +103,14 @@ class Runtime {
   // Gives back `count` free blocks linked by `next`.
   void ReturnBlocks(ThreadState* local, BlockHeader* head, std::size_t count);
 
-  // A dedicated mapping for one allocation of `bytes` aligned to `alignment`
-  // (at most block_size / 2); nullptr on failure.
-  BlockHeader* MapLarge(std::size_t bytes, std::size_t alignment);
+  // A dedicated mapping of at most `most` bytes for one allocation of
+  // `bytes` aligned to `alignment` (at most block_size / 2); nullptr on
+  // failure. Never allocates from the heap.
+  BlockHeader* MapLarge(std::size_t bytes, std::size_t alignment,
+                        std::size_t most);
   // Gives a large mapping back: kept in the large cache (within
-  // large_cache_bytes) or unmapped.
+  // large_cache_bytes) or unmapped. Never allocates from the heap.
   void UnmapLarge(BlockHeader* block);
-  // Unmaps cached large mappings idle since before `cutoff_ms`; all if
-  // cutoff_ms is max. Returns the bytes.
-  std::size_t ReleaseLargeCache(std::int64_t cutoff_ms);
 
   // Adds `delta` to a counter of `local` (single writer: load + store) or,
   // when the thread is exiting, of the retired totals (fetch_add).
@@ -136,9 +135,18 @@ class Runtime {
   // folds its counters into the retired totals.
   static void RetireThread(ThreadState* state);
 
-  // pthread_atfork hooks: take every runtime lock before fork, release after.
+  // pthread_atfork hooks. Lock order: the start mutex (taken by the caller),
+  // registry_mu_, the large cache, the depot, then the page source's own
+  // (PageSource::PrepareFork); released in reverse order. The child first
+  // forgets what the threads it does not have left in flight.
   void ForkPrepareImpl();
-  void ForkAfterImpl();
+  void ForkAfterInParentImpl();
+  void ForkAfterInChildImpl();
+
+  // The next start of the background release thread fails as if
+  // pthread_create returned EAGAIN. For tests (resource limits cannot make
+  // thread creation fail for root).
+  static void FailNextThreadStartForTesting();
 
  private:
   Runtime(const Config& config, PageSource* source);
@@ -146,6 +154,9 @@ class Runtime {
   ThreadState* LocalSlow();
   void Register(ThreadState* state);
   void ReleaseLoop();
+  static void* ReleaseThreadMain(void* runtime);
+  // Folds a thread's counters into retired_ and unlinks it from the registry.
+  void Unregister(ThreadState* state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(registry_mu_);
 
   static std::atomic<Runtime*> instance_;
 
@@ -155,15 +166,14 @@ class Runtime {
 
   Mutex registry_mu_;
   ThreadState* threads_ ABSL_GUARDED_BY(registry_mu_) = nullptr;
-  // Large cache: freed large mappings by size (linked through `next`), the
-  // most recently freed first; a request takes the smallest cached mapping
-  // of at least its size and at most twice it. Large allocations are rare:
-  // a mutex is fine.
-  Mutex large_mu_;
-  std::map<std::size_t, BlockHeader*> large_free_ ABSL_GUARDED_BY(large_mu_);
-  std::size_t large_cached_ ABSL_GUARDED_BY(large_mu_) = 0;
-  std::atomic<std::size_t> large_cached_mirror_{0};  // statistics only
+  // Threads of the parent a fork() child does not have: kept reachable (not
+  // freed: their caches may be mid-update), no longer counted.
+  ThreadState* orphans_ ABSL_GUARDED_BY(registry_mu_) = nullptr;
+  LargeCache large_cache_;
   std::size_t thread_count_ ABSL_GUARDED_BY(registry_mu_) = 0;
+  // True while the background release thread runs in this process: false
+  // in a fork() child, where OnThreadIdle then releases. Relaxed: a hint.
+  std::atomic<bool> release_thread_running_{false};
   // Counters folded in from exited threads, and counts made by threads
   // that are exiting; multi-writer (fetch_add), statistics only.
   ThreadCounters retired_;

@@ -1,6 +1,7 @@
 #include "arena/internal/thread_cache.h"
 
 #include "arena/internal/check.h"
+#include "arena/internal/clock.h"
 
 namespace arena {
 namespace internal {
@@ -11,7 +12,9 @@ ThreadCache::ThreadCache(Depot* depot, std::size_t capacity)
               "ThreadCache: capacity must be at least one depot batch");
 }
 
-ThreadCache::~ThreadCache() { Flush(0); }
+ThreadCache::~ThreadCache() {
+  if (count_ != 0) Flush(SteadyNowMs());
+}
 
 BlockHeader* ThreadCache::Get() {
   if (top_ == nullptr) {
@@ -31,8 +34,7 @@ BlockHeader* ThreadCache::Get() {
   return block;
 }
 
-void ThreadCache::Put(BlockHeader* head, std::size_t count,
-                      std::int64_t now_ms) {
+void ThreadCache::Put(BlockHeader* head, std::size_t count) {
   if (head == nullptr) return;
   BlockHeader* tail = head;
   while (BlockHeader* next = tail->next.load(std::memory_order_relaxed)) {
@@ -57,7 +59,7 @@ void ThreadCache::Put(BlockHeader* head, std::size_t count,
       rest = last->next.load(std::memory_order_relaxed);
       last->next.store(nullptr, std::memory_order_relaxed);
     }
-    depot_->Release(rest, total - keep, now_ms);
+    depot_->Release(rest, total - keep, SteadyNowMs());
     total = keep;
   }
   SetCount(total);

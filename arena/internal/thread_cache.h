@@ -29,13 +29,15 @@ class ThreadCache {
   ThreadCache(Depot* depot, std::size_t capacity);
   ThreadCache(const ThreadCache&) = delete;
   ThreadCache& operator=(const ThreadCache&) = delete;
-  ~ThreadCache();  // Flush()
+  ~ThreadCache();  // Flush(now)
 
   // A free block, or nullptr when the depot has none and none can be mapped.
   BlockHeader* Get();
 
   // Takes `count` blocks linked by `next` (the last one's `next` null).
-  void Put(BlockHeader* head, std::size_t count, std::int64_t now_ms);
+  // Blocks that overflow to the depot are stamped idle since now: the clock
+  // is read only then, not on every Put.
+  void Put(BlockHeader* head, std::size_t count);
 
   // Gives every block to the depot; returns how many.
   std::size_t Flush(std::int64_t now_ms);

@@ -1,22 +1,46 @@
-// A per-thread identity that costs one %fs-relative address computation.
+// A per-thread identity that is never reused while the process lives.
 //
-// Arena::Allocate compares the arena's owner with the calling thread's token
-// on its fast path, so the token must not go through a TLS wrapper call:
-// a trivially-initialized __thread variable with the initial-exec model is
-// a fixed offset from the thread pointer. The address of that variable is
-// the token. Tokens are unique among live threads; a new thread may reuse
-// the token of one that exited.
+// Arena::Allocate compares the arena's owner with the calling thread's id on
+// its fast path, so reading the id must not go through a TLS wrapper call: a
+// trivially-initialized __thread variable with the initial-exec model is one
+// %fs-relative load. The id is a 64-bit counter value assigned on the
+// thread's first slow path (ThreadId()); it is never reused, unlike the
+// address of a thread_local, which glibc hands to the next thread created
+// after one exits (with its cached stack and TLS block). 2^64 ids do not run
+// out.
+//
+// kNoThread (0) is the id of a thread that has not been assigned one yet and
+// the owner of an arena that never had one: comparing the two on the fast
+// path is harmless, since such an arena holds no block (its cursor and
+// limit are null, so the fast path's room check fails).
 #ifndef ARENA_INTERNAL_THREAD_TOKEN_H_
 #define ARENA_INTERNAL_THREAD_TOKEN_H_
+
+#include <cstdint>
+
+#include "absl/base/optimization.h"
 
 #define ARENA_TLS_INITIAL_EXEC __attribute__((tls_model("initial-exec")))
 
 namespace arena {
 namespace internal {
 
-extern __thread char tls_thread_token ARENA_TLS_INITIAL_EXEC;
+inline constexpr std::uint64_t kNoThread = 0;
 
-inline const void* ThreadToken() { return &tls_thread_token; }
+extern __thread std::uint64_t tls_thread_id ARENA_TLS_INITIAL_EXEC;
+
+// Assigns the calling thread its id (from a process-wide counter).
+std::uint64_t AssignThreadId() noexcept;
+
+// The calling thread's id as stored: kNoThread before the first ThreadId().
+// For the fast path only.
+inline std::uint64_t ThreadIdIfAssigned() { return tls_thread_id; }
+
+// The calling thread's id, assigned on first use; never kNoThread.
+inline std::uint64_t ThreadId() {
+  const std::uint64_t id = tls_thread_id;
+  return ABSL_PREDICT_TRUE(id != kNoThread) ? id : AssignThreadId();
+}
 
 }  // namespace internal
 }  // namespace arena

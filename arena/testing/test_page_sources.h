@@ -31,6 +31,14 @@ class MallocPageSource final : public PageSource {
 
   std::size_t outstanding_spans() const;
 
+  void PrepareFork() override ABSL_NO_THREAD_SAFETY_ANALYSIS { mu_.Lock(); }
+  void AfterForkParent() override ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    mu_.Unlock();
+  }
+  void AfterForkChild() override ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    mu_.Unlock();
+  }
+
  protected:
   void* DoMap(std::size_t bytes, std::size_t alignment) override;
   void DoUnmap(void* p, std::size_t bytes) override;
@@ -61,6 +69,11 @@ class FaultInjectingPageSource final : public PageSource {
   std::int64_t attempts() const {
     return attempts_.load(std::memory_order_relaxed);
   }
+
+  // The target's locks are held across fork as its own.
+  void PrepareFork() override { target_->PrepareFork(); }
+  void AfterForkParent() override { target_->AfterForkParent(); }
+  void AfterForkChild() override { target_->AfterForkChild(); }
 
  protected:
   void* DoMap(std::size_t bytes, std::size_t alignment) override;

@@ -1,0 +1,60 @@
+#include "arena/internal/free_lists.h"
+
+#include "absl/numeric/bits.h"
+#include "arena/internal/sanitizer.h"
+
+namespace arena {
+namespace internal {
+namespace {
+constexpr std::size_t kSmallClasses = 64;
+}  // namespace
+
+std::size_t FreeLists::ClassFloor(std::size_t size) {
+  if (size <= 1024) return size / 16 - 1;
+  const int e = 63 - absl::countl_zero(static_cast<std::uint64_t>(size));
+  const std::size_t sub = (size >> (e - 2)) & 3;
+  return kSmallClasses - 1 + (e - 10) * 4 + sub;
+}
+
+std::size_t FreeLists::ClassCeil(std::size_t size) {
+  if (size <= 1024) return size / 16 - 1;
+  const int e = 63 - absl::countl_zero(static_cast<std::uint64_t>(size));
+  const std::size_t sub = (size >> (e - 2)) & 3;
+  std::size_t index = kSmallClasses - 1 + (e - 10) * 4 + sub;
+  if ((size & ((std::size_t{1} << (e - 2)) - 1)) != 0) ++index;
+  return index;
+}
+
+void FreeLists::Push(char* chunk, std::size_t size) noexcept {
+  const std::size_t c = ClassFloor(size);
+  auto* node = reinterpret_cast<Node*>(chunk);
+  const bool had = (nonempty[c / 64] >> (c % 64) & 1) != 0;
+  // The caller may have been handed fewer than 8 bytes of this chunk (the
+  // rest stayed poisoned): unpoison exactly the link before writing it.
+  UnpoisonMemory(node, sizeof(Node));
+  node->next = had ? heads[c] : nullptr;
+  heads[c] = node;
+  nonempty[c / 64] |= std::uint64_t{1} << (c % 64);
+  PoisonMemory(chunk, size);
+}
+
+void* FreeLists::Pop(std::size_t size) noexcept {
+  const std::size_t first = ClassCeil(size);
+  // The class and the next three (one power of two); larger chunks would
+  // waste more than a fresh bump allocation costs.
+  for (std::size_t c = first; c < first + 4 && c < kClasses; ++c) {
+    if ((nonempty[c / 64] >> (c % 64) & 1) == 0) continue;
+    Node* node = heads[c];
+    UnpoisonMemory(node, sizeof(Node));
+    heads[c] = node->next;
+    if (node->next == nullptr) {
+      nonempty[c / 64] &= ~(std::uint64_t{1} << (c % 64));
+    }
+    PoisonMemory(node, sizeof(Node));
+    return node;
+  }
+  return nullptr;
+}
+
+}  // namespace internal
+}  // namespace arena

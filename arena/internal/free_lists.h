@@ -1,0 +1,54 @@
+// FreeLists: one arena's size-class lists of chunks freed on its owner.
+//
+// Chunk sizes are multiples of 16. Classes 0..63 are 16, 32, ..., 1024
+// exactly; above 1024 each power of two has four classes with bounds
+// (4 + sub) << (e - 2). A freed chunk goes to the class of the largest bound
+// <= its size (ClassFloor); a request looks in the class of the smallest
+// bound >= its size (ClassCeil) and the next three, so any chunk found there
+// is big enough and at most about twice the request.
+//
+// Memory: the table lives in the arena's own memory (one chunk, taken on
+// the first local free) and the links in the freed chunks themselves; both
+// die with the arena's blocks at Reset. Only `nonempty` is initialized: a
+// head is read only when its bit is set. Under AddressSanitizer a listed
+// chunk is poisoned except while the list itself reads or writes its link.
+//
+// Thread-safety: none; only the arena's owner touches its free lists.
+#ifndef ARENA_INTERNAL_FREE_LISTS_H_
+#define ARENA_INTERNAL_FREE_LISTS_H_
+
+#include <cstddef>
+#include <cstdint>
+
+namespace arena {
+namespace internal {
+
+struct FreeLists {
+  static constexpr std::size_t kClasses = 128;
+
+  static std::size_t ClassFloor(std::size_t size);
+  static std::size_t ClassCeil(std::size_t size);
+
+  // Makes every list empty.
+  void Clear() { nonempty[0] = nonempty[1] = 0; }
+
+  // REQUIRES: size is a chunk size (a multiple of 16, >= 16) and
+  // [chunk, chunk + size) was handed out and is now free.
+  void Push(char* chunk, std::size_t size) noexcept;
+
+  // A chunk of at least `size` bytes (its class or the next three), or
+  // nullptr. The chunk comes back poisoned (ASan); the caller unpoisons
+  // what it hands out.
+  void* Pop(std::size_t size) noexcept;
+
+  struct Node {
+    Node* next;
+  };
+  std::uint64_t nonempty[kClasses / 64];
+  Node* heads[kClasses];
+};
+
+}  // namespace internal
+}  // namespace arena
+
+#endif  // ARENA_INTERNAL_FREE_LISTS_H_
