@@ -56,11 +56,20 @@ std::atomic<bool> g_fail_next_thread_start{false};
 // Set once this thread's exit hook ran: no state may be created any more.
 __thread bool tls_exited ARENA_TLS_INITIAL_EXEC = false;
 
-struct ThreadExitHook {
-  ThreadState* state = nullptr;
-  ~ThreadExitHook();
-};
-thread_local ThreadExitHook tls_exit_hook;
+// The exit hook: a pthread key whose destructor retires the thread's state.
+// Not a C++ thread_local with a destructor: glibc registers those with
+// calloc and aborts when that fails, while pthread_setspecific on one of
+// the first keys never allocates (and reports an error if it must). The
+// key's destructor runs after the thread's C++ thread_local destructors, so
+// arenas destroyed by those still find the cache. Created once, with the
+// fork handlers (under the start mutex).
+pthread_key_t g_exit_key;
+
+void RetireAtThreadExit(void* state) {
+  tls_exited = true;
+  tls_thread_state = nullptr;
+  Runtime::RetireThread(static_cast<ThreadState*>(state));
+}
 
 std::string DescribeDifference(const Config& a, const Config& b) {
   std::vector<std::string> la = absl::StrSplit(ConfigToToml(a), '\n');
@@ -108,8 +117,14 @@ absl::Status Runtime::Start(const Config& config, PageSource* source) {
         "); configure once, before the first arena"));
   }
   if (!g_fork_handlers_registered) {
-    const int err = pthread_atfork(&ForkPrepare, &ForkParent, &ForkChild);
+    int err = pthread_key_create(&g_exit_key, &RetireAtThreadExit);
     if (err != 0) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "arena::Configure: pthread_key_create failed: ", std::strerror(err)));
+    }
+    err = pthread_atfork(&ForkPrepare, &ForkParent, &ForkChild);
+    if (err != 0) {
+      pthread_key_delete(g_exit_key);
       return absl::ResourceExhaustedError(absl::StrCat(
           "arena::Configure: pthread_atfork failed: ", std::strerror(err)));
     }
@@ -199,12 +214,15 @@ ThreadState* Runtime::LocalSlow() {
   auto* state =
       new (std::nothrow) ThreadState(&depot_, config_.thread_cache_blocks);
   if (state == nullptr) return nullptr;
+  // Schedules RetireThread for this thread's exit. Failure (ENOMEM): no
+  // cache for now, as above.
+  if (pthread_setspecific(g_exit_key, state) != 0) {
+    delete state;
+    return nullptr;
+  }
   state->idle_since_ms = NowMs();
   Register(state);
   tls_thread_state = state;
-  // First odr-use of the thread_local constructs it and schedules its
-  // destructor for this thread's exit.
-  tls_exit_hook.state = state;
   return state;
 }
 
@@ -242,14 +260,6 @@ void Runtime::Unregister(ThreadState* state) {
   state->prev = state->next = nullptr;
   --thread_count_;
 }
-
-namespace {
-ThreadExitHook::~ThreadExitHook() {
-  tls_exited = true;
-  tls_thread_state = nullptr;
-  if (state != nullptr) Runtime::RetireThread(state);
-}
-}  // namespace
 
 BlockHeader* Runtime::TakeBlock(ThreadState* local) {
   auto take = [this, local]() -> BlockHeader* {
