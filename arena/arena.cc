@@ -1,9 +1,11 @@
 #include "arena/arena.h"
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 
 #include "arena/internal/block.h"
+#include "arena/internal/budget.h"
 #include "arena/internal/check.h"
 #include "arena/internal/free_lists.h"
 #include "arena/internal/large.h"
@@ -59,7 +61,13 @@ Arena::Arena(const ArenaOptions& options)
       block_mask_(~(runtime_->config().block_size - 1)),
       block_size_(runtime_->config().block_size),
       large_threshold_(runtime_->config().large_threshold),
-      options_(options) {
+      options_(options),
+      adaptive_(options.adaptive_first_block == ArenaOptions::Adaptive::kDefault
+                    ? runtime_->config().adaptive_first_block
+                    : options.adaptive_first_block == ArenaOptions::Adaptive::kOn),
+      first_block_hint_(options.first_block_hint != 0
+                            ? options.first_block_hint
+                            : runtime_->config().first_block_hint) {
   runtime_->Count(runtime_->Local(), &ThreadCounters::arenas_created, 1);
 }
 
@@ -166,37 +174,52 @@ BlockHeader* Arena::NextBlock() noexcept {
   if (spare_ != nullptr) {
     BlockHeader* block = spare_;
     spare_ = block->next.load(std::memory_order_relaxed);
+    --spare_blocks_;
     return block;
   }
   if (options_.max_bytes != 0 && block_bytes_ + block_size_ > options_.max_bytes) {
     return nullptr;
   }
+  // A SharedArena's sub-arena reserves the block from the shared cap first.
+  if (budget_ != nullptr && !budget_->TryTake(block_size_)) return nullptr;
   ThreadState* local = runtime_->Local();
   BlockHeader* block = runtime_->TakeBlock(local);
-  if (block == nullptr) return nullptr;
+  if (block == nullptr) {
+    if (budget_ != nullptr) budget_->Give(block_size_);
+    return nullptr;
+  }
   block->owner = this;
   ++small_blocks_;
   block_bytes_ += block_size_;
   if (!reserved_) {
     reserved_ = true;
-    // first_block_hint: take the rest of the hinted bytes now, in one go.
-    std::size_t want = options_.first_block_hint > block_size_
-                           ? (options_.first_block_hint + block_size_ - 1) /
-                                     block_size_ -
-                                 1
-                           : 0;
+    // The first reservation: first_block_hint, or what recent requests on
+    // this thread needed (adaptive); take the rest of it now, in one go,
+    // never past max_bytes (checked below) and never less than this block.
+    std::size_t hint = first_block_hint_;
+    if (adaptive_ && local != nullptr) {
+      const std::size_t chosen = local->adaptive.chosen_blocks();
+      if (chosen != 0) hint = chosen * block_size_;
+    }
+    std::size_t want =
+        hint > block_size_ ? (hint + block_size_ - 1) / block_size_ - 1 : 0;
     for (; want > 0; --want) {
       if (options_.max_bytes != 0 &&
           block_bytes_ + block_size_ > options_.max_bytes) {
         break;
       }
+      if (budget_ != nullptr && !budget_->TryTake(block_size_)) break;
       BlockHeader* extra = runtime_->TakeBlock(local);
-      if (extra == nullptr) break;
+      if (extra == nullptr) {
+        if (budget_ != nullptr) budget_->Give(block_size_);
+        break;
+      }
       extra->owner = this;
       PoisonMemory(reinterpret_cast<char*>(extra) + kBlockHeaderSize,
                    block_size_ - kBlockHeaderSize);
       extra->next.store(spare_, std::memory_order_relaxed);
       spare_ = extra;
+      ++spare_blocks_;
       ++small_blocks_;
       block_bytes_ += block_size_;
     }
@@ -213,11 +236,19 @@ void* Arena::AllocateLarge(std::size_t bytes, std::size_t alignment) noexcept {
     if (block_bytes_ >= options_.max_bytes) return nullptr;
     most = options_.max_bytes - block_bytes_;
   }
+  // A SharedArena's sub-arena: at most what the shared cap leaves now, and
+  // reserved once the size is known (a racing sub-arena may have taken it).
+  if (budget_ != nullptr) most = std::min(most, budget_->available());
   BlockHeader* block = runtime_->MapLarge(bytes, alignment, most);
   if (block == nullptr) return nullptr;
+  if (budget_ != nullptr && !budget_->TryTake(block->size)) {
+    runtime_->UnmapLarge(block);
+    return nullptr;
+  }
   ARENA_DCHECK(block->size <= most, "AllocateLarge: mapping past max_bytes");
   block->owner = this;
   internal::LinkLarge(&large_, block);
+  ++large_taken_;
   ++large_blocks_;
   block_bytes_ += block->size;
   large_bytes_ += block->size;
@@ -282,10 +313,13 @@ void Arena::Deallocate(void* p, std::size_t bytes) noexcept {
 
 void Arena::DeallocateLocal(void* p, std::size_t bytes,
                             BlockHeader* block) noexcept {
+  if (live_bytes_ > peak_live_) peak_live_ = live_bytes_;
   live_bytes_ -= bytes;
   ++deallocations_;
   if (block->kind == BlockKind::kLarge) {
+    if (block_bytes_ > peak_held_) peak_held_ = block_bytes_;
     internal::UnlinkLarge(&large_, block);
+    if (budget_ != nullptr) budget_->Give(block->size);
     --large_blocks_;
     block_bytes_ -= block->size;
     large_bytes_ -= block->size;
@@ -386,6 +420,7 @@ void Arena::ReleaseAll() noexcept {
   }
   ARENA_DCHECK(count == small_blocks_, "Arena: lost track of a block");
   ThreadState* local = runtime_->Local();
+  RecordFootprint(local);
   runtime_->ReturnBlocks(local, head, count);
   while (large_ != nullptr) {
     BlockHeader* next = large_->next.load(std::memory_order_relaxed);
@@ -393,15 +428,35 @@ void Arena::ReleaseAll() noexcept {
     runtime_->UnmapLarge(large_);
     large_ = next;
   }
+  if (budget_ != nullptr) budget_->Give(block_bytes_);
   blocks_ = spare_ = nullptr;
   cursor_ = limit_ = nullptr;
   small_blocks_ = large_blocks_ = 0;
   block_bytes_ = large_bytes_ = 0;
   live_bytes_ = 0;
   reserved_ = false;
+  spare_blocks_ = 0;
   free_ = nullptr;
   free_chunks_ = 0;
   Publish();
+}
+
+void Arena::RecordFootprint(ThreadState* local) noexcept {
+  const std::size_t held = std::max(peak_held_, block_bytes_);
+  if (held != 0) {  // an arena that held nothing served no request
+    const std::size_t peak = std::min(std::max(peak_live_, live_bytes_), held);
+    internal::RequestFootprint f;
+    f.values[internal::kPeakLiveBytes] = peak;
+    f.values[internal::kHeldBytes] = held;
+    f.values[internal::kWasteBytes] = held - peak;
+    f.values[internal::kBlocks] = small_blocks_ + large_taken_;
+    f.values[internal::kSlowPaths] = slow_allocations_ - slow_at_reset_;
+    f.values[internal::kLargeAllocations] = large_taken_;
+    runtime_->RecordRequest(local, f, small_blocks_ - spare_blocks_, adaptive_);
+  }
+  peak_live_ = peak_held_ = 0;
+  slow_at_reset_ = slow_allocations_;
+  large_taken_ = 0;
 }
 
 ArenaStats Arena::stats() const {

@@ -72,17 +72,25 @@ namespace internal {
 struct BlockHeader;
 struct FreeLists;
 class Runtime;
+class SharedBudget;
+struct ThreadState;
 }  // namespace internal
 
 struct ArenaOptions {
   std::size_t max_bytes = 0;         // cap on this arena's block bytes; 0: none
-  std::size_t first_block_hint = 0;  // 0: the configured default (one block)
+  std::size_t first_block_hint = 0;  // 0: Config::first_block_hint
   // first_block_hint: bytes the arena takes from the thread cache at its
-  // first slow path, in whole blocks, so that a request known to be large
-  // does not go back to the cache once per block.
+  // first slow path (after construction and after each Reset), in whole
+  // blocks, so that a request known to be large does not go back to the
+  // cache once per block.
+  // Size that first reservation from the thread's recent requests (see
+  // Config::adaptive_first_block); kDefault follows the Config.
+  enum class Adaptive : unsigned char { kDefault, kOn, kOff };
+  Adaptive adaptive_first_block = Adaptive::kDefault;
 };
 
 class Arena;
+class SharedArena;
 
 // The arena as a std::pmr::memory_resource: do_allocate is Allocate,
 // do_deallocate is Deallocate; equal only to itself. Owned by its Arena.
@@ -225,6 +233,7 @@ class Arena {
   void Publish() noexcept;
   void AddCleanup(void* node, void* object, void (*destroy)(void*));
   void ReleaseAll() noexcept;
+  void RecordFootprint(internal::ThreadState* local) noexcept;
 
   // Hot: read or written by every Allocate.
   char* cursor_ = nullptr;       // next free byte of the current block
@@ -248,19 +257,35 @@ class Arena {
   std::size_t large_blocks_ = 0;
   std::size_t block_bytes_ = 0;    // small_blocks_ * block_size + large bytes
   std::size_t large_bytes_ = 0;
-  bool reserved_ = false;          // first_block_hint applied
+  bool reserved_ = false;          // first reservation taken since Reset
+  const bool adaptive_;            // first reservation from AdaptiveSizer
+  const std::size_t first_block_hint_;  // options_ or Config
+  std::size_t spare_blocks_ = 0;   // blocks in spare_
   CleanupNode* cleanups_ = nullptr;
   internal::FreeLists* free_ = nullptr;  // in the arena, on first free
   std::size_t free_chunks_ = 0;    // chunks in free_
   std::uint64_t slow_allocations_ = 0;  // allocations that took the slow path
   std::uint64_t deallocations_ = 0;
   std::uint64_t resets_ = 0;
+  // This request's footprint (since construction or the last Reset), for
+  // the per-request histograms. The peaks are taken where the figures fall
+  // (a free, a large unmap, Reset), never on the bump fast path.
+  std::size_t peak_live_ = 0;
+  std::size_t peak_held_ = 0;
+  std::uint64_t slow_at_reset_ = 0;
+  std::uint64_t large_taken_ = 0;
   // What this arena last added to the process counters (see Publish).
   std::size_t published_live_ = 0;
   std::size_t published_block_bytes_ = 0;
   std::size_t published_large_bytes_ = 0;
   std::atomic<int> busy_{0};  // debug builds: check against concurrent use
   ArenaResource resource_{this};
+  // SharedArena (shared_arena.h) drives its per-thread sub-arenas through
+  // the private fast path and gives them its cap: new blocks and large
+  // mappings are reserved from *budget_ too. Null for a plain Arena; read
+  // on slow paths only.
+  friend class SharedArena;
+  internal::SharedBudget* budget_ = nullptr;
 
   // Written by other threads: its own cache line. Remote Deallocate pushes
   // with a release CAS; the owner takes the stack with an acquire exchange.

@@ -46,6 +46,12 @@ constexpr KeySpec kKeys[] = {
     {"max_total_bytes", Kind::kBytes, &Config::max_total_bytes, nullptr, nullptr},
     {"large_cache_bytes", Kind::kBytes, &Config::large_cache_bytes, nullptr, nullptr},
     {"prewarm_bytes", Kind::kBytes, &Config::prewarm_bytes, nullptr, nullptr},
+    {"first_block_hint", Kind::kBytes, &Config::first_block_hint, nullptr,
+     nullptr},
+    {"adaptive_first_block", Kind::kBool, nullptr, nullptr,
+     &Config::adaptive_first_block},
+    {"adaptive_percentile", Kind::kCount, &Config::adaptive_percentile, nullptr,
+     nullptr},
 };
 
 const KeySpec* FindKey(absl::string_view name) {
@@ -270,6 +276,19 @@ absl::Status ValidateConfig(const Config& c) {
     return KeyError("prewarm_bytes", absl::StrCat(c.prewarm_bytes),
                     absl::StrCat("must not exceed max_total_bytes (",
                                  c.max_total_bytes, ")"));
+  }
+  if (c.first_block_hint > 1024 * kMiB) {
+    return KeyError("first_block_hint", absl::StrCat(c.first_block_hint),
+                    "must be at most 1GiB");
+  }
+  if (c.max_total_bytes != 0 && c.first_block_hint > c.max_total_bytes) {
+    return KeyError("first_block_hint", absl::StrCat(c.first_block_hint),
+                    absl::StrCat("must not exceed max_total_bytes (",
+                                 c.max_total_bytes, ")"));
+  }
+  if (c.adaptive_percentile < 1 || c.adaptive_percentile > 100) {
+    return KeyError("adaptive_percentile", absl::StrCat(c.adaptive_percentile),
+                    "must be from 1 to 100");
   }
   return absl::OkStatus();
 }

@@ -55,6 +55,20 @@ struct Config {
   // the first requests find memory ready. At most depot_max_bytes and
   // max_total_bytes (when set).
   std::size_t prewarm_bytes = 0;
+  // Bytes a new (or reset) arena takes at its first slow path, in whole
+  // blocks, unless its ArenaOptions::first_block_hint says otherwise: so that
+  // a request known to be large does not go back to the cache once per
+  // block. 0: one block. At most 1GiB, and at most max_total_bytes when set.
+  std::size_t first_block_hint = 0;
+  // Size that first reservation from what recent requests on the arena's
+  // thread held: each thread keeps its last 256 requests' block counts and
+  // a new or reset arena takes their adaptive_percentile-th percentile
+  // (never below one block, never past the arena's max_bytes). Overrides
+  // first_block_hint once a thread has seen 16 requests. Per arena:
+  // ArenaOptions::adaptive_first_block.
+  bool adaptive_first_block = false;
+  // The percentile adaptive_first_block takes: 1 to 100.
+  std::size_t adaptive_percentile = 90;
 
   friend bool operator==(const Config& a, const Config& b);
   friend bool operator!=(const Config& a, const Config& b) { return !(a == b); }

@@ -1,8 +1,10 @@
 #include "arena/stats.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "absl/numeric/bits.h"
 #include "absl/strings/str_format.h"
 
 namespace arena {
@@ -53,6 +55,28 @@ const Field kFields[] = {
 
 #undef ARENA_FIELD
 
+// The footprint histograms, by name, for both renderings.
+struct Footprint {
+  const char* name;
+  const char* help;
+  const Histogram FootprintStats::*member;
+};
+
+const Footprint kFootprints[] = {
+    {"peak_live_bytes", "Most requested bytes live at once in one request.",
+     &FootprintStats::peak_live_bytes},
+    {"held_bytes", "Most block and large-mapping bytes one request held.",
+     &FootprintStats::held_bytes},
+    {"waste_bytes", "Held minus peak live bytes of one request.",
+     &FootprintStats::waste_bytes},
+    {"blocks", "Blocks and large mappings one request took.",
+     &FootprintStats::blocks},
+    {"slow_paths", "Allocations of one request that took the slow path.",
+     &FootprintStats::slow_paths},
+    {"large_allocations", "Allocations of one request given their own mapping.",
+     &FootprintStats::large_allocations},
+};
+
 std::string Number(double v) {
   if (!std::isfinite(v)) return "0";
   if (v == std::floor(v) && std::fabs(v) < 9e15) {
@@ -62,6 +86,51 @@ std::string Number(double v) {
 }
 
 }  // namespace
+
+int Histogram::BucketOf(std::uint64_t value) {
+  if (value <= 8) return static_cast<int>(value);
+  const std::uint64_t w = value - 1;
+  const int e = 63 - absl::countl_zero(w);
+  if (e > 47) return kBuckets - 1;
+  const int sub = static_cast<int>((w >> (e - 2)) & 3);
+  return 9 + (e - 3) * 4 + sub;
+}
+
+std::uint64_t Histogram::UpperBound(int bucket) {
+  if (bucket <= 8) return static_cast<std::uint64_t>(bucket < 0 ? 0 : bucket);
+  const int k = bucket - 9;
+  const int e = 3 + k / 4;
+  const std::uint64_t sub = k % 4;
+  return (5 + sub) << (e - 2);
+}
+
+void Histogram::Add(std::uint64_t value) {
+  ++buckets[BucketOf(value)];
+  ++count;
+  sum += value;
+  max = std::max(max, value);
+}
+
+void Histogram::Merge(const Histogram& other) {
+  for (int i = 0; i < kBuckets; ++i) buckets[i] += other.buckets[i];
+  count += other.count;
+  sum += other.sum;
+  max = std::max(max, other.max);
+}
+
+std::uint64_t Histogram::Percentile(double q) const {
+  if (count == 0) return 0;
+  q = std::min(std::max(q, 0.0), 1.0);
+  // The rank of the q-quantile, 1-based: at least one value.
+  const auto rank = std::max<std::uint64_t>(
+      1, static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(count))));
+  std::uint64_t seen = 0;
+  for (int i = 0; i < kBuckets; ++i) {
+    seen += buckets[i];
+    if (seen >= rank) return std::min(UpperBound(i), max);
+  }
+  return max;
+}
 
 double FragmentationRatio(std::size_t total, std::size_t used) {
   if (total == 0) return 0.0;
@@ -83,7 +152,19 @@ std::string ToJson(const ProcessStats& s) {
   for (const Field& f : kFields) {
     absl::StrAppend(&out, "\"", f.name, "\":", Number(f.get(s)), ",");
   }
-  absl::StrAppend(&out, "\"fragmentation\":", Number(s.fragmentation), "}");
+  absl::StrAppend(&out, "\"adaptive_first_block_bytes\":",
+                  s.adaptive_first_block_bytes, ",\"footprint\":{");
+  const char* sep = "";
+  for (const Footprint& f : kFootprints) {
+    const Histogram& h = s.footprint.*f.member;
+    absl::StrAppend(&out, sep, "\"", f.name, "\":{\"count\":", h.count,
+                    ",\"sum\":", h.sum, ",\"mean\":", Number(h.Mean()),
+                    ",\"p50\":", h.Percentile(0.5), ",\"p90\":",
+                    h.Percentile(0.9), ",\"p99\":", h.Percentile(0.99),
+                    ",\"max\":", h.max, "}");
+    sep = ",";
+  }
+  absl::StrAppend(&out, "},\"fragmentation\":", Number(s.fragmentation), "}");
   return out;
 }
 
@@ -102,6 +183,30 @@ std::string ToPrometheus(const ProcessStats& s) {
                   "committed.\n# TYPE arena_fragmentation_ratio gauge\n"
                   "arena_fragmentation_ratio ",
                   Number(s.fragmentation), "\n");
+  absl::StrAppend(&out,
+                  "# HELP arena_adaptive_first_block_bytes First reservation "
+                  "adaptive sizing gives new arenas (largest over threads).\n"
+                  "# TYPE arena_adaptive_first_block_bytes gauge\n"
+                  "arena_adaptive_first_block_bytes ",
+                  s.adaptive_first_block_bytes, "\n");
+  for (const Footprint& f : kFootprints) {
+    const Histogram& h = s.footprint.*f.member;
+    const std::string name = absl::StrCat("arena_request_", f.name);
+    absl::StrAppend(&out, "# HELP ", name, " ", f.help, "\n# TYPE ", name,
+                    " histogram\n");
+    int last = 0;
+    for (int i = 0; i < Histogram::kBuckets; ++i) {
+      if (h.buckets[i] != 0) last = i;
+    }
+    std::uint64_t cumulative = 0;
+    for (int i = 0; i <= last; ++i) {
+      cumulative += h.buckets[i];
+      absl::StrAppend(&out, name, "_bucket{le=\"", Histogram::UpperBound(i),
+                      "\"} ", cumulative, "\n");
+    }
+    absl::StrAppend(&out, name, "_bucket{le=\"+Inf\"} ", h.count, "\n", name,
+                    "_sum ", h.sum, "\n", name, "_count ", h.count, "\n");
+  }
   return out;
 }
 

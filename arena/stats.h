@@ -15,11 +15,51 @@
 #ifndef ARENA_STATS_H_
 #define ARENA_STATS_H_
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 
 namespace arena {
+
+// A log-spaced histogram of non-negative integers (bytes or counts).
+//
+// Bucket 0 holds 0; buckets 1..8 hold 1..8 exactly; above, each power of two
+// has four buckets, so a bucket's upper bound is at most 25% above its
+// lower bound. Bucket i holds the values v with UpperBound(i - 1) < v <=
+// UpperBound(i) (Prometheus `le` semantics); values above 2^48 go to the
+// last bucket. count, sum and max are exact; percentiles are bucket upper
+// bounds (capped at max), so they overstate by at most 25%.
+struct Histogram {
+  static constexpr int kBuckets = 1 + 8 + 45 * 4;
+
+  static int BucketOf(std::uint64_t value);
+  static std::uint64_t UpperBound(int bucket);
+
+  void Add(std::uint64_t value);
+  void Merge(const Histogram& other);
+  // The smallest bucket bound b with at least q * count values <= b
+  // (0 < q <= 1), capped at max; 0 when empty.
+  std::uint64_t Percentile(double q) const;
+  double Mean() const { return count == 0 ? 0.0 : double(sum) / double(count); }
+
+  std::array<std::uint64_t, kBuckets> buckets{};
+  std::uint64_t count = 0;
+  std::uint64_t sum = 0;
+  std::uint64_t max = 0;
+};
+
+// What arenas held per request, recorded at every Reset and destruction of
+// an arena that held memory since the previous one ("a request" is what an
+// arena held between two of those).
+struct FootprintStats {
+  Histogram peak_live_bytes;    // most requested bytes live at once
+  Histogram held_bytes;         // most block + large-mapping bytes held
+  Histogram waste_bytes;        // held_bytes - peak_live_bytes
+  Histogram blocks;             // blocks and large mappings taken
+  Histogram slow_paths;         // allocations that took the slow path
+  Histogram large_allocations;  // allocations given their own mapping
+};
 
 struct ArenaStats {
   std::size_t live_bytes = 0;    // requested bytes handed out and not freed
@@ -58,6 +98,12 @@ struct ProcessStats {
   std::uint64_t map_failures = 0;    // refused by the OS, the source or the cap
   std::uint64_t released_bytes = 0;  // decommitted or unmapped by release/trim
   std::uint64_t threads = 0;         // threads with a live cache
+  // First reservation adaptive_first_block now gives new arenas: the
+  // largest over this process's threads; 0 when adaptive sizing is off or
+  // no thread has seen a request yet.
+  std::size_t adaptive_first_block_bytes = 0;
+  // Per-request footprints (see FootprintStats), merged over threads.
+  FootprintStats footprint;
   // Derived.
   double fragmentation = 0;  // (committed - live) / committed; 0 when empty
 };
@@ -66,11 +112,15 @@ struct ProcessStats {
 // [0, 1] because the inputs are read at slightly different instants.
 double FragmentationRatio(std::size_t total, std::size_t used);
 
-// One JSON object, numbers as numbers.
+// One JSON object, numbers as numbers. The process object has a
+// "footprint" object with one entry per histogram: count, sum, mean, p50,
+// p90, p99, max.
 std::string ToJson(const ArenaStats& stats);
 std::string ToJson(const ProcessStats& stats);
 
-// Prometheus text exposition, every metric named `arena_*` with HELP/TYPE.
+// Prometheus text exposition, every metric named `arena_*` with HELP/TYPE;
+// the footprints as histograms `arena_request_<name>_bucket{le="..."}`,
+// `_sum` and `_count` (buckets up to the highest one in use, then +Inf).
 std::string ToPrometheus(const ProcessStats& stats);
 
 }  // namespace arena

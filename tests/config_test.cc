@@ -240,7 +240,7 @@ TEST(ConfigToToml, RoundTrips) {
   auto back = arena::ParseConfigToml(arena::ConfigToToml(c));
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(*back, c);
-  EXPECT_EQ(arena::ConfigKeys().size(), 11u);
+  EXPECT_EQ(arena::ConfigKeys().size(), 14u);
 }
 
 }  // namespace

@@ -254,6 +254,7 @@ void Runtime::Unregister(ThreadState* state) {
         .fetch_add((state->counters.*f).load(std::memory_order_relaxed),
                    std::memory_order_relaxed);
   }
+  retired_footprint_.Absorb(state->footprint);
   if (state->prev != nullptr) state->prev->next = state->next;
   if (state->next != nullptr) state->next->prev = state->prev;
   if (threads_ == state) threads_ = state->next;
@@ -352,8 +353,13 @@ ProcessStats Runtime::Stats() {
   {
     MutexLock lock(&registry_mu_);
     add(retired_);
+    retired_footprint_.MergeInto(&s.footprint);
     for (ThreadState* t = threads_; t != nullptr; t = t->next) {
       add(t->counters);
+      t->footprint.MergeInto(&s.footprint);
+      s.adaptive_first_block_bytes =
+          std::max(s.adaptive_first_block_bytes,
+                   t->adaptive.chosen_blocks() * config_.block_size);
       s.thread_cache_bytes += t->cache.blocks_relaxed() * bs;
       s.thread_cache_hits += t->cache.hits();
       s.thread_cache_misses += t->cache.misses();

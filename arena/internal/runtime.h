@@ -22,6 +22,7 @@
 #include "arena/config.h"
 #include "arena/internal/block.h"
 #include "arena/internal/depot.h"
+#include "arena/internal/footprint.h"
 #include "arena/internal/large.h"
 #include "arena/internal/mutex.h"
 #include "arena/internal/thread_cache.h"
@@ -53,6 +54,8 @@ struct ThreadState {
       : cache(depot, capacity) {}
   ThreadCache cache;
   ThreadCounters counters;
+  FootprintRecorder footprint;
+  AdaptiveSizer adaptive;
   // Set by the release thread when this cache sat idle for the release
   // delay; read and cleared by the owner in OnThreadIdle. Relaxed: a hint.
   std::atomic<bool> trim_requested{false};
@@ -123,6 +126,21 @@ class Runtime {
     }
   }
 
+  // Records one request's footprint (an arena's Reset or destruction) on
+  // `local` (or, for an exiting thread, on the retired totals); `adaptive`:
+  // also feed the thread's AdaptiveSizer with `small_blocks_used`.
+  void RecordRequest(ThreadState* local, const RequestFootprint& footprint,
+                     std::size_t small_blocks_used, bool adaptive) {
+    if (ABSL_PREDICT_TRUE(local != nullptr)) {
+      local->footprint.Add(footprint);
+      if (adaptive) {
+        local->adaptive.Record(small_blocks_used, config_.adaptive_percentile);
+      }
+    } else {
+      retired_footprint_.AddShared(footprint);
+    }
+  }
+
   ProcessStats Stats();
   std::size_t ReleaseIdleMemory();
   std::size_t Trim();
@@ -177,6 +195,7 @@ class Runtime {
   // Counters folded in from exited threads, and counts made by threads
   // that are exiting; multi-writer (fetch_add), statistics only.
   ThreadCounters retired_;
+  FootprintRecorder retired_footprint_;
 };
 
 }  // namespace internal

@@ -1,0 +1,94 @@
+// Per-request footprints: what an arena held between two bulk frees
+// (Reset or destruction), kept per thread and merged when read.
+//
+// FootprintRecorder: six log-spaced histograms (see arena::Histogram), one
+// per FootprintMetric. A thread's recorder has one writer, the thread (load
+// + store, no RMW); the runtime's recorder of exited threads is written
+// with fetch_add by any thread. Readers use relaxed loads: the counters
+// synchronize nothing, and a snapshot taken while threads record may mix
+// instants (each bucket is exact for some recent one).
+//
+// AdaptiveSizer: a thread's last 256 requests' small-block counts, and the
+// percentile of them that adaptive_first_block reserves. Written by its
+// thread only; chosen_blocks() readable from any thread (relaxed).
+#ifndef ARENA_INTERNAL_FOOTPRINT_H_
+#define ARENA_INTERNAL_FOOTPRINT_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "arena/stats.h"
+
+namespace arena {
+namespace internal {
+
+enum FootprintMetric : int {
+  kPeakLiveBytes,
+  kHeldBytes,
+  kWasteBytes,
+  kBlocks,
+  kSlowPaths,
+  kLargeAllocations,
+  kFootprintMetrics
+};
+
+struct RequestFootprint {
+  std::uint64_t values[kFootprintMetrics];
+};
+
+class FootprintRecorder {
+ public:
+  FootprintRecorder() = default;
+  FootprintRecorder(const FootprintRecorder&) = delete;
+  FootprintRecorder& operator=(const FootprintRecorder&) = delete;
+
+  // The owning thread only.
+  void Add(const RequestFootprint& request);
+  // Any thread (the recorder of exited threads).
+  void AddShared(const RequestFootprint& request);
+  // Any thread: folds `other` (quiescent: its thread has exited) in.
+  void Absorb(const FootprintRecorder& other);
+  // Any thread: merges this recorder's histograms into `out`.
+  void MergeInto(FootprintStats* out) const;
+
+ private:
+  struct Counts {
+    std::atomic<std::uint64_t> buckets[Histogram::kBuckets]{};
+    std::atomic<std::uint64_t> sum{0};
+    std::atomic<std::uint64_t> max{0};
+  };
+  Counts metrics_[kFootprintMetrics];
+};
+
+class AdaptiveSizer {
+ public:
+  static constexpr std::uint32_t kWindow = 256;
+  static constexpr std::uint32_t kMinRequests = 16;
+
+  // The owning thread: one request used `blocks` small blocks.
+  void Record(std::size_t blocks, std::size_t percentile) {
+    ring_[recorded_ % kWindow] =
+        static_cast<std::uint8_t>(blocks < 255 ? blocks : 255);
+    ++recorded_;
+    // Recomputing costs a pass over the window: every 32 requests (and at
+    // the 16th, so that a new thread adapts early).
+    if (recorded_ % 32 == 0 || recorded_ == kMinRequests) Recompute(percentile);
+  }
+  // Blocks a new or reset arena reserves; 0 until kMinRequests were seen.
+  std::size_t chosen_blocks() const {
+    return chosen_.load(std::memory_order_relaxed);
+  }
+
+ private:
+  void Recompute(std::size_t percentile);
+
+  std::uint8_t ring_[kWindow] = {};
+  std::uint32_t recorded_ = 0;
+  std::atomic<std::size_t> chosen_{0};  // statistics and sizing; relaxed
+};
+
+}  // namespace internal
+}  // namespace arena
+
+#endif  // ARENA_INTERNAL_FOOTPRINT_H_
