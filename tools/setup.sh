@@ -3,7 +3,8 @@
 # Idempotent: installs nothing when every package is present. Needs root
 # (or sudo) the first time on a fresh Debian 12 machine.
 #
-#   tools/setup.sh            core build + tests
+#   tools/setup.sh            core build + tests (Bazel and CMake builds,
+#                             the Boost.Beast example)
 #   tools/setup.sh bench      + peer allocators, protobuf, gnuplot
 #   tools/setup.sh demo       + wrk and ab for the server demo
 set -euo pipefail
@@ -12,13 +13,14 @@ packages=(
   bazel-bootstrap g++ pkg-config
   libabsl-dev libtbb-dev libbenchmark-dev libgtest-dev libgmock-dev
   libtomlplusplus-dev
+  cmake libboost-dev
 )
 for extra in "$@"; do
   case "$extra" in
     bench) packages+=(libjemalloc-dev libgoogle-perftools-dev libmimalloc-dev
                       libprotobuf-dev gnuplot-nox python3) ;;
     demo) packages+=(wrk apache2-utils curl) ;;
-    clang) packages+=(clang-14) ;;
+    clang) packages+=(clang-14 libclang-rt-14-dev) ;;
     *) echo "setup.sh: unknown extra '$extra' (known: bench, demo, clang)" >&2; exit 2 ;;
   esac
 done
