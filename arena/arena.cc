@@ -289,7 +289,9 @@ void Arena::Deallocate(void* p, std::size_t bytes) noexcept {
                "arena::Arena::Deallocate: the pointer is not held by this "
                "arena (freed after Reset, freed twice, or from another arena)");
   // Relaxed: identity only (see arena.h on hand-over).
-  if (owner_.load(std::memory_order_relaxed) == internal::ThreadId()) {
+  // A thread with no id yet (kNoThread) is never the owner: an arena that
+  // handed out `p` has an owner, and owners have ids.
+  if (owner_.load(std::memory_order_relaxed) == internal::ThreadIdIfAssigned()) {
     DeallocateLocal(p, bytes, block);
     return;
   }
@@ -316,7 +318,7 @@ void Arena::DeallocateLocal(void* p, std::size_t bytes,
   if (live_bytes_ > peak_live_) peak_live_ = live_bytes_;
   live_bytes_ -= bytes;
   ++deallocations_;
-  if (block->kind == BlockKind::kLarge) {
+  if (ABSL_PREDICT_FALSE(block->kind == BlockKind::kLarge)) {
     if (block_bytes_ > peak_held_) peak_held_ = block_bytes_;
     internal::UnlinkLarge(&large_, block);
     if (budget_ != nullptr) budget_->Give(block->size);
@@ -324,20 +326,24 @@ void Arena::DeallocateLocal(void* p, std::size_t bytes,
     block_bytes_ -= block->size;
     large_bytes_ -= block->size;
     runtime_->UnmapLarge(block);
-  } else {
-    char* chunk = static_cast<char*>(p);
-    const std::size_t size = ChunkSize(bytes);
-    if (chunk + size == cursor_) {
-      // The most recent allocation: give it back to the bump pointer.
-      cursor_ = chunk;
-      PoisonMemory(chunk, size);
-    } else {
-      PushFree(chunk, size);
-    }
+    Publish();  // the mapping leaves in_arena_bytes at once
+    return;
   }
-  // Local frees publish too (the process figures lag by at most a block
-  // plus kPublishSlack); a large mapping leaves in_arena_bytes at once.
-  MaybePublish();
+  char* chunk = static_cast<char*>(p);
+  const std::size_t size = ChunkSize(bytes);
+  if (chunk + size == cursor_) {
+    // The most recent allocation: give it back to the bump pointer.
+    cursor_ = chunk;
+    PoisonMemory(chunk, size);
+  } else {
+    PushFree(chunk, size);
+  }
+  // Local frees publish too, once live bytes fell by kPublishSlack since
+  // the last publication: the process figures lag by at most a block plus
+  // kPublishSlack.
+  if (ABSL_PREDICT_FALSE(published_live_ > live_bytes_ + kPublishSlack)) {
+    Publish();
+  }
 }
 
 void Arena::DrainRemote() noexcept {

@@ -301,20 +301,30 @@ inline void ArenaResource::do_deallocate(void* p, std::size_t bytes,
   arena_->Deallocate(p, bytes);
 }
 
-// An STL allocator over an Arena&; equal iff same arena. deallocate goes to
-// Arena::Deallocate, so containers that shrink or rehash give memory back to
-// the arena's free lists. Works with std containers and absl::flat_hash_map.
-template <class T>
+// An STL allocator over an Arena& (or, as ArenaAllocator<T, SharedArena>, a
+// SharedArena&: see shared_arena.h); equal iff same arena. deallocate goes to
+// the arena's Deallocate, so containers that shrink or rehash give memory
+// back to the arena's free lists. Works with std containers and
+// absl::flat_hash_map. ArenaT is a template parameter, not an interface: the
+// calls are direct (and inlined) for either arena type. Thread-safe as the
+// arena's Allocate/Deallocate are.
+template <class T, class ArenaT = Arena>
 class ArenaAllocator {
  public:
   using value_type = T;
+  using arena_type = ArenaT;
   using propagate_on_container_move_assignment = std::true_type;
   using propagate_on_container_swap = std::true_type;
   using is_always_equal = std::false_type;
-
-  explicit ArenaAllocator(Arena& arena) noexcept : arena_(&arena) {}
+  // Explicit (allocator_traits would deduce the same from <T, ArenaT>).
   template <class U>
-  ArenaAllocator(const ArenaAllocator<U>& other) noexcept  // NOLINT: rebind
+  struct rebind {
+    using other = ArenaAllocator<U, ArenaT>;
+  };
+
+  explicit ArenaAllocator(ArenaT& arena) noexcept : arena_(&arena) {}
+  template <class U>
+  ArenaAllocator(const ArenaAllocator<U, ArenaT>& other) noexcept  // NOLINT: rebind
       : arena_(other.arena()) {}
 
   T* allocate(std::size_t n) {
@@ -327,21 +337,21 @@ class ArenaAllocator {
     arena_->Deallocate(p, n * sizeof(T));
   }
 
-  Arena* arena() const noexcept { return arena_; }
+  ArenaT* arena() const noexcept { return arena_; }
 
   template <class U>
   friend bool operator==(const ArenaAllocator& a,
-                         const ArenaAllocator<U>& b) noexcept {
+                         const ArenaAllocator<U, ArenaT>& b) noexcept {
     return a.arena() == b.arena();
   }
   template <class U>
   friend bool operator!=(const ArenaAllocator& a,
-                         const ArenaAllocator<U>& b) noexcept {
+                         const ArenaAllocator<U, ArenaT>& b) noexcept {
     return a.arena() != b.arena();
   }
 
  private:
-  Arena* arena_;
+  ArenaT* arena_;
 };
 
 // Starts the process runtime with `config` (validated). Once, before the

@@ -17,6 +17,7 @@ void* PageSource::Map(std::size_t bytes, std::size_t alignment) {
               "PageSource::Map: size must be a positive multiple of 4 KiB");
   ARENA_CHECK(alignment >= kPageSize && (alignment & (alignment - 1)) == 0,
               "PageSource::Map: alignment must be a power of two >= 4 KiB");
+  std::shared_lock<std::shared_mutex> fork_guard(fork_mu_);
   // Reserve first so that two racing maps cannot both pass the cap. Relaxed:
   // the reservation is a counter, not a publication.
   const std::size_t before = mapped_.fetch_add(bytes, std::memory_order_relaxed);
@@ -40,6 +41,7 @@ void* PageSource::Map(std::size_t bytes, std::size_t alignment) {
 }
 
 void PageSource::Unmap(void* p, std::size_t bytes) {
+  std::shared_lock<std::shared_mutex> fork_guard(fork_mu_);
   DoUnmap(p, bytes);
   committed_.fetch_sub(bytes, std::memory_order_relaxed);
   mapped_.fetch_sub(bytes, std::memory_order_relaxed);
@@ -48,9 +50,29 @@ void PageSource::Unmap(void* p, std::size_t bytes) {
 
 void PageSource::Decommit(void* p, std::size_t bytes) {
   if (bytes == 0) return;
+  std::shared_lock<std::shared_mutex> fork_guard(fork_mu_);
   DoDecommit(p, bytes);
   committed_.fetch_sub(bytes, std::memory_order_relaxed);
   decommit_calls_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void PageSource::HoldForFork() {
+  fork_mu_.lock();
+  PrepareFork();
+}
+
+void PageSource::ReleaseAfterForkParent() {
+  AfterForkParent();
+  fork_mu_.unlock();
+}
+
+void PageSource::ReleaseAfterForkChild() {
+  AfterForkChild();
+  // Not unlock(): glibc's rwlock counts readers before they wait, so the
+  // child's copy may still count the parent's threads that were queued for
+  // it. The child has one thread and this is the only holder: start afresh
+  // (a pthread rwlock owns no resources to release).
+  ::new (&fork_mu_) std::shared_mutex();
 }
 
 void PageSource::Recommit(std::size_t bytes) {

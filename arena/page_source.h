@@ -22,6 +22,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <shared_mutex>
 
 #include "absl/base/thread_annotations.h"
 #include "arena/internal/mutex.h"
@@ -74,12 +75,20 @@ class PageSource {
   // so the fields may be from slightly different instants.
   PageSourceStats stats() const;
 
-  // fork() support. The runtime's pthread_atfork handlers call PrepareFork
-  // after taking their own locks, and AfterForkParent (in the parent) or
-  // AfterForkChild (in the child) before releasing them, so a source with a
-  // lock of its own takes it in PrepareFork and releases it in both After
-  // hooks: the child then never inherits it held by a thread it does not
-  // have. No-ops by default. Not called for sources the runtime does not use.
+  // fork() support. Map, Unmap and Decommit hold a shared lock across their
+  // reservation, the Do* call and the accounting; HoldForFork takes it
+  // exclusively (so no call is half done when the process forks), then
+  // calls the subclass hook PrepareFork; ReleaseAfterFork{Parent,Child} call
+  // AfterFork{Parent,Child} and release it. The runtime's pthread_atfork
+  // handlers call them after taking their own locks (and before releasing
+  // them), so a source with a lock of its own takes it in PrepareFork and
+  // releases it in both After hooks: the child never inherits it held by a
+  // thread it does not have, nor a reservation that never completes. The
+  // hooks are no-ops by default. A source that forwards to another (see
+  // FaultInjectingPageSource) calls the other's Hold/Release functions.
+  void HoldForFork();
+  void ReleaseAfterForkParent();
+  void ReleaseAfterForkChild();
   virtual void PrepareFork() {}
   virtual void AfterForkParent() {}
   virtual void AfterForkChild() {}
@@ -100,6 +109,8 @@ class PageSource {
   std::atomic<std::uint64_t> map_failures_{0};
   std::atomic<std::uint64_t> unmap_calls_{0};
   std::atomic<std::uint64_t> decommit_calls_{0};
+  // Shared by Map/Unmap/Decommit, exclusive across fork (HoldForFork).
+  std::shared_mutex fork_mu_;
 };
 
 // Anonymous private mappings from the kernel. Alignment is obtained by mapping

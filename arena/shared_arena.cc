@@ -101,8 +101,9 @@ void SharedArena::Deallocate(void* p, std::size_t bytes) noexcept {
   sub->Deallocate(p, bytes);
   // On the sub-arena's owner the free changed its counters (a remote free
   // counts when the owner drains it). Relaxed: identity only, as in
-  // Arena::Deallocate.
-  if (sub->owner_.load(std::memory_order_relaxed) == internal::ThreadId()) {
+  // Arena::Deallocate; a thread without an id is never an owner.
+  if (sub->owner_.load(std::memory_order_relaxed) ==
+      internal::ThreadIdIfAssigned()) {
     Mirror(sub);
   }
 }

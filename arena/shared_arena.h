@@ -47,6 +47,14 @@
 // every thread, and the arena stays usable (memory freed or Reset makes room
 // again). first_block_hint and adaptive_first_block apply to each sub-arena.
 //
+// Thread identity. oneTBB's enumerable_thread_specific keys sub-arenas by
+// the native thread id, which the OS reuses: a thread created after another
+// exited may inherit its sub-arena. That is harmless: the sub-arena's owner
+// is compared by arena's never-reused thread id, so the new thread takes it
+// over on its first slow path, as an Arena handed between threads. Each
+// thread that ever used the SharedArena keeps a sub-arena (an Arena object,
+// no blocks after Reset) until destruction: Reset is O(blocks + threads).
+//
 // Lifetime. Neither copyable nor movable (blocks point back at their
 // sub-arena). Destroying it is a Reset followed by the destruction of the
 // sub-arenas; the SharedArena must outlive every use of its memory.

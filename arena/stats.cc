@@ -4,7 +4,6 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
-#include "absl/numeric/bits.h"
 #include "absl/strings/str_format.h"
 
 namespace arena {
@@ -86,15 +85,6 @@ std::string Number(double v) {
 }
 
 }  // namespace
-
-int Histogram::BucketOf(std::uint64_t value) {
-  if (value <= 8) return static_cast<int>(value);
-  const std::uint64_t w = value - 1;
-  const int e = 63 - absl::countl_zero(w);
-  if (e > 47) return kBuckets - 1;
-  const int sub = static_cast<int>((w >> (e - 2)) & 3);
-  return 9 + (e - 3) * 4 + sub;
-}
 
 std::uint64_t Histogram::UpperBound(int bucket) {
   if (bucket <= 8) return static_cast<std::uint64_t>(bucket < 0 ? 0 : bucket);

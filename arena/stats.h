@@ -33,7 +33,13 @@ namespace arena {
 struct Histogram {
   static constexpr int kBuckets = 1 + 8 + 45 * 4;
 
-  static int BucketOf(std::uint64_t value);
+  static int BucketOf(std::uint64_t value) {
+    if (value <= 8) return static_cast<int>(value);
+    const std::uint64_t w = value - 1;
+    const int e = 63 - __builtin_clzll(w);  // w >= 8: e >= 3
+    if (e > 47) return kBuckets - 1;
+    return 9 + (e - 3) * 4 + static_cast<int>((w >> (e - 2)) & 3);
+  }
   static std::uint64_t UpperBound(int bucket);
 
   void Add(std::uint64_t value);
@@ -96,7 +102,9 @@ struct ProcessStats {
   std::uint64_t depot_pushes = 0;    // batches given to the depot
   std::uint64_t large_allocations = 0;
   std::uint64_t map_failures = 0;    // refused by the OS, the source or the cap
-  std::uint64_t released_bytes = 0;  // decommitted or unmapped by release/trim
+  std::uint64_t released_bytes = 0;  // decommitted or unmapped: idle release,
+                                     // Trim, the depot's depot_max_bytes
+                                     // overflow, the large cache's release
   std::uint64_t threads = 0;         // threads with a live cache
   // First reservation adaptive_first_block now gives new arenas: the
   // largest over this process's threads; 0 when adaptive sizing is off or

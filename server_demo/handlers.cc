@@ -38,11 +38,21 @@ void AppendInt(std::pmr::string* out, std::int64_t v) {
   out->append(buf, n);
 }
 
+constexpr absl::string_view kNamePrefix = "record-name-with-enough-text-to-leave-sso-";
+// The longest /json record: 20-digit id and name suffix, three 7-letter
+// tags, two 13-character numbers (%.6g), "false", and its comma.
+constexpr std::size_t kJsonRecordMaxBytes = 215;
+// Room for the status line and headers of a response.
+constexpr std::size_t kResponseHeadBytes = 256;
+
 int Respond(std::pmr::string* wire, const HttpRequest& r, int status,
             absl::string_view type, absl::string_view body) {
   // Errors that make the framing doubtful are closed by the caller; these
-  // are well-formed requests, so keep-alive follows the request.
-  AppendResponse(wire, status, type, body, r.keep_alive, r.minor_version == 0);
+  // are well-formed requests, so keep-alive follows the request. HEAD gets
+  // the headers GET would get.
+  const bool head = r.method == "HEAD";
+  wire->reserve(wire->size() + kResponseHeadBytes + (head ? 0 : body.size()));
+  AppendResponse(wire, status, type, body, r.keep_alive, r.minor_version == 0, head);
   return status;
 }
 
@@ -51,16 +61,22 @@ int Respond(std::pmr::string* wire, const HttpRequest& r, int status,
 void BuildJsonItems(std::size_t items, std::pmr::memory_resource* memory,
                     std::pmr::string* out) {
   static const char* const kTags[] = {"alpha", "beta", "gamma", "delta", "epsilon"};
+  // Every container is reserved at its final size: JsonCostBound counts
+  // one allocation each.
   std::pmr::vector<Record> records(memory);
+  records.reserve(items);
   for (std::size_t i = 0; i < items; ++i) {
     Record& r = records.emplace_back(memory);
     r.id = static_cast<std::int64_t>(i);
-    r.name.append("record-name-with-enough-text-to-leave-sso-");
+    r.name.reserve(kNamePrefix.size() + 20);
+    r.name.append(kNamePrefix.data(), kNamePrefix.size());
     char digits[24];
     r.name.append(digits, std::snprintf(digits, sizeof(digits), "%zu", i));
+    r.tags.reserve(1 + i % 3);
     for (std::size_t t = 0; t < 1 + i % 3; ++t) {
       r.tags.emplace_back(kTags[(i + t) % 5]);  // uses-allocator: in `memory`
     }
+    r.attributes.reserve(2);
     for (int a = 0; a < 2; ++a) {
       Attribute& attr = r.attributes.emplace_back(memory);
       attr.key.assign(a == 0 ? "weight" : "score");
@@ -68,6 +84,7 @@ void BuildJsonItems(std::size_t items, std::pmr::memory_resource* memory,
     }
     r.active = i % 2 == 0;
   }
+  out->reserve(out->size() + 2 + items * kJsonRecordMaxBytes);
   out->append("[");
   for (std::size_t i = 0; i < records.size(); ++i) {
     const Record& r = records[i];
@@ -98,10 +115,22 @@ void BuildJsonItems(std::size_t items, std::pmr::memory_resource* memory,
   out->append("]");
 }
 
+std::size_t JsonCostBound(std::size_t items) {
+  // Per record: its slot in `records`, the name (reserved, +1 for the
+  // terminator), at most three tags and two attributes, and its text twice
+  // (the body, then the response that copies it).
+  constexpr std::size_t kPerRecord = sizeof(Record) + kNamePrefix.size() + 21 +
+                                     3 * sizeof(std::pmr::string) + 2 * sizeof(Attribute) +
+                                     2 * kJsonRecordMaxBytes;
+  constexpr std::size_t kFixed = 2 * kResponseHeadBytes + 64;
+  if (items > (SIZE_MAX - kFixed) / kPerRecord) return SIZE_MAX;
+  return kFixed + items * kPerRecord;
+}
+
 int HandleRequest(const HttpRequest& r, std::pmr::memory_resource* memory,
                   const HandlerContext& context, std::pmr::string* wire) {
   const absl::string_view path = r.path;
-  const bool get = r.method == "GET";
+  const bool get = r.method == "GET" || r.method == "HEAD";
   if (path == "/hello") {
     if (!get) return Respond(wire, r, 405, "text/plain", "use GET\n");
     return Respond(wire, r, 200, "text/plain", "Hello, world!\n");
@@ -123,6 +152,11 @@ int HandleRequest(const HttpRequest& r, std::pmr::memory_resource* memory,
       AppendInt(&msg, static_cast<std::int64_t>(context.config->json_max_items));
       msg.append("\n");
       return Respond(wire, r, 400, "text/plain", msg);
+    }
+    if (JsonCostBound(items) > context.memory_left) {
+      // Refused before any work: it could not fit in request_memory_limit.
+      return Respond(wire, r, 503, "text/plain",
+                     "items too many for the per-request memory cap\n");
     }
     std::pmr::string body(memory);
     BuildJsonItems(items, memory, &body);

@@ -4,16 +4,20 @@
 //
 //   GET  /hello          a small text response
 //   POST /echo           the request body
-//   GET  /json?items=N   N records built from pmr strings and vectors
+//   GET  /json?items=N   N records built from pmr strings and vectors; 400
+//                        past json_max_items, 503 (before any work) when
+//                        JsonCostBound(N) exceeds the request's memory left
 //   GET  /stats          {"server": {...}, "allocator": {...}}
 //   GET  /metrics        the same, Prometheus text
 //   GET  /healthz        "ok"
+// HEAD is answered like GET, without the body.
 //
 // Thread-safety: HandleRequest may run on many threads at once; the
 // ServerView it calls must be thread-safe.
 #ifndef SERVER_DEMO_HANDLERS_H_
 #define SERVER_DEMO_HANDLERS_H_
 
+#include <cstdint>
 #include <memory_resource>
 #include <string>
 
@@ -32,6 +36,9 @@ class ServerView {
 struct HandlerContext {
   const ServerConfig* config;
   ServerView* view;
+  // Bytes the request may still allocate from `memory` (its share of
+  // request_memory_limit not used by parsing).
+  std::size_t memory_left = SIZE_MAX;
 };
 
 // Appends the complete response for `request` to `wire`; returns its status.
@@ -41,6 +48,11 @@ int HandleRequest(const HttpRequest& request, std::pmr::memory_resource* memory,
 // Builds the /json body for `items` records (exposed for tests and benches).
 void BuildJsonItems(std::size_t items, std::pmr::memory_resource* memory,
                     std::pmr::string* out);
+
+// An upper bound of the bytes that answering GET /json?items=N allocates
+// (records, body, response), so that a request that cannot fit is refused
+// before the work. Exact arithmetic on the sizes involved, not a measurement.
+std::size_t JsonCostBound(std::size_t items);
 
 }  // namespace server_demo
 

@@ -13,6 +13,12 @@
 namespace server_demo {
 namespace {
 
+// A chunk-size line (hex digits, whitespace, extensions) longer than this
+// is refused even while the extension budget lasts.
+constexpr std::size_t kMaxChunkLine = 1024;
+// A body buffer with more capacity than this is given back after its request.
+constexpr std::size_t kKeepBodyCapacity = 64 * 1024;
+
 bool IsTokenChar(unsigned char c) {
   if (absl::ascii_isalnum(c)) return true;
   return std::strchr("!#$%&'*+-.^_`|~", c) != nullptr && c != 0;
@@ -33,12 +39,27 @@ bool IsFieldValue(absl::string_view s) {
   return true;
 }
 
+// Removes optional whitespace (SP and HTAB only: a CR or LF left at the end
+// of a value is an error, not whitespace).
+absl::string_view StripOws(absl::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
 // Whether a comma-separated header value lists `token` (any case).
 bool HasToken(absl::string_view value, absl::string_view token) {
   for (absl::string_view t : absl::StrSplit(value, ',')) {
-    if (absl::EqualsIgnoreCase(absl::StripAsciiWhitespace(t), token)) return true;
+    if (absl::EqualsIgnoreCase(StripOws(t), token)) return true;
   }
   return false;
+}
+
+// Length of "http://" or "https://" (any case) at the start of `target`, or 0.
+std::size_t SchemeLength(absl::string_view target) {
+  if (absl::StartsWithIgnoreCase(target, "http://")) return 7;
+  if (absl::StartsWithIgnoreCase(target, "https://")) return 8;
+  return 0;
 }
 
 ParseResult Error(int status, const char* message) {
@@ -49,111 +70,21 @@ ParseResult Error(int status, const char* message) {
   return r;
 }
 
-// Body framing found while scanning the headers.
-struct Framing {
+// What the validated head says about the request; the views point into
+// the head that was validated.
+struct Head {
+  absl::string_view method, target;
+  int minor = 1;
   bool chunked = false;
   bool has_length = false;
   std::size_t content_length = 0;
   bool expect_continue = false;
+  bool keep_alive = true;
 };
 
-// Scans a chunked body starting at `body`. Returns kComplete with
-// *encoded_size and *decoded_size, kIncomplete, or an error.
-ParseResult ScanChunked(absl::string_view body, std::size_t max_body,
-                        std::size_t* encoded_size, std::size_t* decoded_size) {
-  std::size_t pos = 0, total = 0;
-  for (;;) {
-    const std::size_t eol = body.find("\r\n", pos);
-    if (eol == absl::string_view::npos) {
-      if (body.size() - pos > 1024) return Error(400, "chunk size line too long");
-      return ParseResult{};
-    }
-    absl::string_view line = body.substr(pos, eol - pos);
-    const std::size_t semi = line.find(';');
-    absl::string_view hex = absl::StripAsciiWhitespace(line.substr(0, semi));
-    if (hex.empty() || hex.size() > 15) return Error(400, "bad chunk size");
-    std::size_t size = 0;
-    for (char c : hex) {
-      if (!absl::ascii_isxdigit(c)) return Error(400, "bad chunk size");
-      size = size * 16 + (absl::ascii_isdigit(c) ? c - '0' : (absl::ascii_tolower(c) - 'a' + 10));
-    }
-    pos = eol + 2;
-    if (size == 0) {
-      // Trailer section: header lines until an empty line.
-      for (;;) {
-        const std::size_t end = body.find("\r\n", pos);
-        if (end == absl::string_view::npos) {
-          if (body.size() - pos > 8192) return Error(431, "trailers too large");
-          return ParseResult{};
-        }
-        const bool empty = end == pos;
-        pos = end + 2;
-        if (empty) break;
-      }
-      *encoded_size = pos;
-      *decoded_size = total;
-      ParseResult r;
-      r.status = ParseStatus::kComplete;
-      return r;
-    }
-    if (size > max_body || total + size > max_body) {
-      return Error(413, "request body larger than the configured maximum");
-    }
-    total += size;
-    if (body.size() < pos + size + 2) return ParseResult{};
-    if (body.substr(pos + size, 2) != "\r\n") return Error(400, "chunk not followed by CRLF");
-    pos += size + 2;
-  }
-}
-
-void DecodeChunked(absl::string_view body, std::pmr::string* out) {
-  std::size_t pos = 0;
-  for (;;) {
-    const std::size_t eol = body.find("\r\n", pos);
-    absl::string_view line = body.substr(pos, eol - pos);
-    absl::string_view hex = absl::StripAsciiWhitespace(line.substr(0, line.find(';')));
-    std::size_t size = 0;
-    for (char c : hex) {
-      size = size * 16 + (absl::ascii_isdigit(c) ? c - '0' : (absl::ascii_tolower(c) - 'a' + 10));
-    }
-    pos = eol + 2;
-    if (size == 0) return;
-    out->append(body.data() + pos, size);
-    pos += size + 2;
-  }
-}
-
-}  // namespace
-
-absl::string_view HttpRequest::Header(absl::string_view lower_name) const {
-  auto it = headers.find(lower_name);
-  return it == headers.end() ? absl::string_view() : it->second;
-}
-
-ParseResult ParseRequest(absl::string_view input, const HttpLimits& limits,
-                         std::pmr::memory_resource* memory, HttpRequest* out) {
-  // RFC 9112 2.2: ignore empty lines before the request line.
-  std::size_t start = 0;
-  while (start + 1 < input.size() && input[start] == '\r' && input[start + 1] == '\n') {
-    start += 2;
-  }
-  const std::size_t head_end = input.find("\r\n\r\n", start);
-  if (head_end == absl::string_view::npos) {
-    if (input.size() - start > limits.max_header_bytes) {
-      return Error(431, "request header section larger than the configured maximum");
-    }
-    // Bare line feeds (no CR) never form a request in this parser.
-    if (input.find("\n\n", start) != absl::string_view::npos) {
-      return Error(400, "header lines must end with CRLF");
-    }
-    return ParseResult{};
-  }
-  if (head_end - start > limits.max_header_bytes) {
-    return Error(431, "request header section larger than the configured maximum");
-  }
-  const absl::string_view head = input.substr(start, head_end - start);
-
-  // Request line.
+// Validates a complete head (request line and header lines, without the
+// final CRLF CRLF) without allocating.
+ParseResult ValidateHead(absl::string_view head, Head* out) {
   const std::size_t line_end = head.find("\r\n");
   const absl::string_view line = head.substr(0, line_end);
   const std::size_t sp1 = line.find(' ');
@@ -167,7 +98,7 @@ ParseResult ParseRequest(absl::string_view input, const HttpLimits& limits,
   const absl::string_view version = line.substr(sp2 + 1);
   if (!IsToken(method)) return Error(400, "malformed method");
   if (target.empty() || !IsFieldValue(target) || target.find('\t') != absl::string_view::npos ||
-      (target[0] != '/' && target != "*" && !absl::StartsWith(target, "http://"))) {
+      (target[0] != '/' && target != "*" && SchemeLength(target) == 0)) {
     return Error(400, "malformed request target");
   }
   int minor;
@@ -182,11 +113,13 @@ ParseResult ParseRequest(absl::string_view input, const HttpLimits& limits,
   } else {
     return Error(400, "malformed HTTP version");
   }
-
-  // Header lines: validate and find the framing without allocating.
-  Framing framing;
+  Head h;
+  h.method = method;
+  h.target = target;
+  h.minor = minor;
   absl::string_view connection_value;
   bool has_te = false;
+  int hosts = 0;
   std::size_t pos = line_end == absl::string_view::npos ? head.size() : line_end + 2;
   while (pos < head.size()) {
     std::size_t end = head.find("\r\n", pos);
@@ -198,7 +131,7 @@ ParseResult ParseRequest(absl::string_view input, const HttpLimits& limits,
     const std::size_t colon = field.find(':');
     if (colon == absl::string_view::npos) return Error(400, "header line without a colon");
     const absl::string_view name = field.substr(0, colon);
-    const absl::string_view value = absl::StripAsciiWhitespace(field.substr(colon + 1));
+    const absl::string_view value = StripOws(field.substr(colon + 1));
     if (!IsToken(name)) return Error(400, "malformed header name");
     if (!IsFieldValue(value)) return Error(400, "control character in a header value");
     if (absl::EqualsIgnoreCase(name, "content-length")) {
@@ -207,80 +140,300 @@ ParseResult ParseRequest(absl::string_view input, const HttpLimits& limits,
           value.size() > 18 || !absl::SimpleAtoi(value, &n)) {
         return Error(400, "malformed Content-Length");
       }
-      if (framing.has_length && n != framing.content_length) {
+      if (h.has_length && n != h.content_length) {
         return Error(400, "conflicting Content-Length headers");
       }
-      framing.has_length = true;
-      framing.content_length = n;
+      h.has_length = true;
+      h.content_length = n;
     } else if (absl::EqualsIgnoreCase(name, "transfer-encoding")) {
       has_te = true;
       std::vector<absl::string_view> codings = absl::StrSplit(value, ',');
-      const absl::string_view last = absl::StripAsciiWhitespace(codings.back());
+      const absl::string_view last = StripOws(codings.back());
       if (!absl::EqualsIgnoreCase(last, "chunked") || codings.size() > 1) {
         return Error(501, "only the chunked transfer coding is implemented");
       }
-      framing.chunked = true;
+      h.chunked = true;
     } else if (absl::EqualsIgnoreCase(name, "expect")) {
       if (!absl::EqualsIgnoreCase(value, "100-continue")) {
         return Error(417, "only 'Expect: 100-continue' is supported");
       }
-      framing.expect_continue = true;
+      // RFC 9110 10.1.1: ignored in an HTTP/1.0 request.
+      h.expect_continue = minor == 1;
     } else if (absl::EqualsIgnoreCase(name, "connection")) {
       connection_value = value;
+    } else if (absl::EqualsIgnoreCase(name, "host")) {
+      ++hosts;
     }
   }
-  if (has_te && framing.has_length) {
+  if (has_te && h.has_length) {
     return Error(400, "both Transfer-Encoding and Content-Length");
   }
   if (has_te && minor == 0) return Error(400, "Transfer-Encoding in an HTTP/1.0 request");
-
-  // Body.
-  const std::size_t body_start = head_end + 4;
-  const absl::string_view rest = input.substr(body_start);
-  std::size_t encoded = 0, decoded = 0;
-  if (framing.chunked) {
-    ParseResult scan = ScanChunked(rest, limits.max_body_bytes, &encoded, &decoded);
-    if (scan.status == ParseStatus::kError) return scan;
-    if (scan.status == ParseStatus::kIncomplete) {
-      scan.send_continue = framing.expect_continue;
-      return scan;
-    }
-  } else if (framing.has_length) {
-    if (framing.content_length > limits.max_body_bytes) {
-      return Error(413, "request body larger than the configured maximum");
-    }
-    if (rest.size() < framing.content_length) {
-      ParseResult r;
-      r.send_continue = framing.expect_continue;
-      return r;
-    }
-    encoded = decoded = framing.content_length;
+  if (minor == 1 && hosts != 1) {
+    return Error(400, hosts == 0 ? "HTTP/1.1 request without a Host header"
+                                 : "more than one Host header");
   }
+  h.keep_alive = minor == 1 ? !HasToken(connection_value, "close")
+                            : HasToken(connection_value, "keep-alive");
+  *out = h;
+  return ParseResult{};
+}
 
-  // Complete: copy into the request's memory.
-  out->storage.assign(head.data(), head.size());
-  const absl::string_view h(out->storage.data(), out->storage.size());
-  auto at = [&](absl::string_view piece) {
-    return h.substr(piece.data() - head.data(), piece.size());
+}  // namespace
+
+absl::string_view HttpRequest::Header(absl::string_view lower_name) const {
+  auto it = headers.find(lower_name);
+  return it == headers.end() ? absl::string_view() : it->second;
+}
+
+void RequestParser::ResetRequest() {
+  phase_ = Phase::kHead;
+  started_ = false;
+  skipped_ = 0;
+  head_scan_ = 0;
+  line_scan_ = 0;
+  meta_bytes_ = 0;
+  remaining_ = 0;
+  head_.clear();
+  if (body_.capacity() > kKeepBodyCapacity) {
+    std::string().swap(body_);
+  } else {
+    body_.clear();
+  }
+}
+
+ParseResult RequestParser::Parse(absl::string_view input, std::pmr::memory_resource* memory,
+                                 HttpRequest* out) {
+  std::size_t pos = 0;
+  auto fail = [&](int status, const char* message) {
+    ParseResult r = Error(status, message);
+    r.consumed = input.size();
+    ResetRequest();
+    return r;
   };
-  out->method = at(method);
-  out->target = at(target);
-  const std::size_t q = out->target.find('?');
-  out->path = out->target.substr(0, q);
-  out->query = q == absl::string_view::npos ? absl::string_view() : out->target.substr(q + 1);
-  out->minor_version = minor;
-  pos = line_end == absl::string_view::npos ? h.size() : line_end + 2;
-  while (pos < h.size()) {
-    std::size_t end = h.find("\r\n", pos);
-    if (end == absl::string_view::npos) end = h.size();
-    const absl::string_view field = h.substr(pos, end - pos);
+  auto incomplete = [&]() {
+    ParseResult r;
+    r.consumed = pos;
+    r.head_complete = phase_ != Phase::kHead;
+    r.send_continue = r.head_complete && expect_continue_;
+    return r;
+  };
+  if (!input.empty()) started_ = true;
+  if (phase_ == Phase::kHead) {
+    // RFC 9112 2.2: empty lines before the request line are dropped (and
+    // count against the header limit, so that they cannot go on forever).
+    if (head_scan_ == 0) {
+      while (pos + 1 < input.size() && input[pos] == '\r' && input[pos + 1] == '\n') {
+        pos += 2;
+        skipped_ += 2;
+        scanned_ += 2;
+        if (skipped_ > limits_.max_header_bytes) {
+          return fail(431, "request header section larger than the configured maximum");
+        }
+      }
+      if (input.size() - pos == 1 && input[pos] == '\r') return incomplete();
+    }
+    // Find the end of the head, scanning only bytes not scanned before.
+    const char* base = input.data() + pos;
+    const std::size_t n = input.size() - pos;
+    std::size_t i = head_scan_;
+    std::size_t head_size = absl::string_view::npos;
+    while (i < n) {
+      const void* lf = std::memchr(base + i, '\n', n - i);
+      if (lf == nullptr) {
+        scanned_ += n - i;
+        i = n;
+        break;
+      }
+      const std::size_t at = static_cast<const char*>(lf) - base;
+      scanned_ += at + 1 - i;
+      i = at + 1;
+      if (at == 0 || base[at - 1] != '\r') return fail(400, "header lines must end with CRLF");
+      if (at >= 3 && base[at - 2] == '\n' && base[at - 3] == '\r') {
+        head_size = at - 3;
+        break;
+      }
+    }
+    head_scan_ = i;
+    if (head_size == absl::string_view::npos) {
+      // (+3: room for the "\r\n\r" of the terminator.)
+      if (skipped_ + head_scan_ > limits_.max_header_bytes + 3) {
+        return fail(431, "request header section larger than the configured maximum");
+      }
+      return incomplete();
+    }
+    if (skipped_ + head_size > limits_.max_header_bytes) {
+      return fail(431, "request header section larger than the configured maximum");
+    }
+    const absl::string_view head(base, head_size);
+    Head h;
+    ParseResult valid = ValidateHead(head, &h);
+    if (valid.status == ParseStatus::kError) return fail(valid.error_status, valid.error_message);
+    scanned_ += head_size;  // validation reads the head once more
+    pos += head_size + 4;
+    expect_continue_ = h.expect_continue;
+    if (h.chunked) {
+      phase_ = Phase::kChunkSize;
+    } else if (h.has_length && h.content_length != 0) {
+      if (h.content_length > limits_.max_body_bytes) {
+        return fail(413, "request body larger than the configured maximum");
+      }
+      phase_ = Phase::kLengthBody;
+      remaining_ = h.content_length;
+    } else {
+      return Complete(head, memory, out, pos);
+    }
+    ParseResult body = ParseBody(input, &pos);
+    if (body.status == ParseStatus::kError) return fail(body.error_status, body.error_message);
+    if (body.status == ParseStatus::kComplete) return Complete(head, memory, out, pos);
+    head_.assign(head.data(), head.size());
+    return incomplete();
+  }
+  ParseResult body = ParseBody(input, &pos);
+  if (body.status == ParseStatus::kError) return fail(body.error_status, body.error_message);
+  if (body.status == ParseStatus::kComplete) {
+    // Complete() resets head_: build from it moved out.
+    std::string head;
+    head.swap(head_);
+    return Complete(head, memory, out, pos);
+  }
+  return incomplete();
+}
+
+// Advances through body bytes from *pos. kComplete when the body (and any
+// trailers) ended; kIncomplete when `input` ran out.
+ParseResult RequestParser::ParseBody(absl::string_view input, std::size_t* pos) {
+  const std::size_t n = input.size();
+  for (;;) {
+    switch (phase_) {
+      case Phase::kHead:
+        return Error(500, "parser state");
+      case Phase::kLengthBody:
+      case Phase::kChunkData: {
+        const std::size_t take = std::min(remaining_, n - *pos);
+        body_.append(input.data() + *pos, take);
+        scanned_ += take;
+        *pos += take;
+        remaining_ -= take;
+        if (remaining_ != 0) return ParseResult{};
+        if (phase_ == Phase::kLengthBody) {
+          ParseResult r;
+          r.status = ParseStatus::kComplete;
+          return r;
+        }
+        phase_ = Phase::kChunkEnd;
+        break;
+      }
+      case Phase::kChunkEnd: {
+        if (n - *pos < 2) {
+          if (n - *pos == 1 && input[*pos] != '\r') return Error(400, "chunk not followed by CRLF");
+          return ParseResult{};
+        }
+        scanned_ += 2;
+        if (input[*pos] != '\r' || input[*pos + 1] != '\n') {
+          return Error(400, "chunk not followed by CRLF");
+        }
+        *pos += 2;
+        phase_ = Phase::kChunkSize;
+        break;
+      }
+      case Phase::kChunkSize:
+      case Phase::kTrailers: {
+        const bool trailer = phase_ == Phase::kTrailers;
+        const char* start = input.data() + *pos;
+        const std::size_t avail = n - *pos;
+        const void* lf = std::memchr(start + line_scan_, '\n', avail - line_scan_);
+        if (lf == nullptr) {
+          scanned_ += avail - line_scan_;
+          line_scan_ = avail;
+          if (!trailer && line_scan_ > kMaxChunkLine) return Error(400, "chunk size line too long");
+          if (trailer && meta_bytes_ + line_scan_ > limits_.max_header_bytes) {
+            return Error(431, "trailer section larger than the configured maximum");
+          }
+          return ParseResult{};
+        }
+        const std::size_t at = static_cast<const char*>(lf) - start;
+        scanned_ += at + 1 - line_scan_;
+        line_scan_ = 0;
+        if (at == 0 || start[at - 1] != '\r') return Error(400, "chunk lines must end with CRLF");
+        const absl::string_view line(start, at - 1);
+        *pos += at + 1;
+        if (trailer) {
+          if (line.empty()) {
+            ParseResult r;
+            r.status = ParseStatus::kComplete;
+            return r;
+          }
+          meta_bytes_ += line.size() + 2;
+          if (meta_bytes_ > limits_.max_header_bytes) {
+            return Error(431, "trailer section larger than the configured maximum");
+          }
+          break;
+        }
+        if (line.size() > kMaxChunkLine) return Error(400, "chunk size line too long");
+        scanned_ += line.size();
+        const absl::string_view hex = StripOws(line.substr(0, line.find(';')));
+        meta_bytes_ += line.size() - hex.size();
+        if (meta_bytes_ > limits_.max_header_bytes) {
+          return Error(431, "chunk extensions larger than the configured maximum");
+        }
+        if (hex.empty() || hex.size() > 15) return Error(400, "bad chunk size");
+        std::size_t size = 0;
+        for (char c : hex) {
+          if (!absl::ascii_isxdigit(c)) return Error(400, "bad chunk size");
+          size = size * 16 +
+                 (absl::ascii_isdigit(c) ? c - '0' : (absl::ascii_tolower(c) - 'a' + 10));
+        }
+        if (size == 0) {
+          phase_ = Phase::kTrailers;
+        } else {
+          if (size > limits_.max_body_bytes || body_.size() + size > limits_.max_body_bytes) {
+            return Error(413, "request body larger than the configured maximum");
+          }
+          remaining_ = size;
+          phase_ = Phase::kChunkData;
+        }
+        break;
+      }
+    }
+  }
+}
+
+ParseResult RequestParser::Complete(absl::string_view head, std::pmr::memory_resource* memory,
+                                    HttpRequest* out, std::size_t consumed) {
+  Head h;
+  ValidateHead(head, &h);  // validated before: fills the views and flags
+  out->storage.assign(head.data(), head.size());
+  const absl::string_view s(out->storage.data(), out->storage.size());
+  auto at = [&](absl::string_view piece) {
+    return s.substr(piece.data() - head.data(), piece.size());
+  };
+  out->method = at(h.method);
+  out->target = at(h.target);
+  absl::string_view origin = out->target;
+  if (const std::size_t scheme = SchemeLength(origin); scheme != 0) {
+    // Absolute form: the path starts after the authority.
+    const std::size_t end = origin.find_first_of("/?", scheme);
+    origin = end == absl::string_view::npos ? absl::string_view() : origin.substr(end);
+  }
+  const std::size_t q = origin.find('?');
+  out->path = origin.substr(0, q);
+  if (out->path.empty()) out->path = "/";
+  out->query = q == absl::string_view::npos ? absl::string_view() : origin.substr(q + 1);
+  out->minor_version = h.minor;
+  std::size_t pos = s.find("\r\n");
+  pos = pos == absl::string_view::npos ? s.size() : pos + 2;
+  while (pos < s.size()) {
+    std::size_t end = s.find("\r\n", pos);
+    if (end == absl::string_view::npos) end = s.size();
+    const absl::string_view field = s.substr(pos, end - pos);
     pos = end + 2;
     const std::size_t colon = field.find(':');
     // Lower-case the name in place (the copy is ours).
-    char* name = &out->storage[field.data() - h.data()];
+    char* name = &out->storage[field.data() - s.data()];
     for (std::size_t i = 0; i < colon; ++i) name[i] = absl::ascii_tolower(name[i]);
     const absl::string_view key = field.substr(0, colon);
-    const absl::string_view value = absl::StripAsciiWhitespace(field.substr(colon + 1));
+    const absl::string_view value = StripOws(field.substr(colon + 1));
     auto [it, inserted] = out->headers.emplace(key, value);
     if (!inserted) {
       // Join repeated fields: "a, b".
@@ -291,21 +444,21 @@ ParseResult ParseRequest(absl::string_view input, const HttpLimits& limits,
       it->second = absl::string_view(joined.data(), joined.size());
     }
   }
-  if (framing.chunked) {
-    out->body.reserve(decoded);
-    DecodeChunked(rest.substr(0, encoded), &out->body);
-  } else if (decoded != 0) {
-    out->body.assign(rest.data(), decoded);
-  }
-  if (minor == 1) {
-    out->keep_alive = !HasToken(connection_value, "close");
-  } else {
-    out->keep_alive = HasToken(connection_value, "keep-alive");
-  }
-  out->expect_continue = framing.expect_continue;
+  if (!body_.empty()) out->body.assign(body_.data(), body_.size());
+  out->keep_alive = h.keep_alive;
+  out->expect_continue = h.expect_continue;
+  ResetRequest();
   ParseResult r;
   r.status = ParseStatus::kComplete;
-  r.consumed = body_start + encoded;
+  r.consumed = consumed;
+  return r;
+}
+
+ParseResult ParseRequest(absl::string_view input, const HttpLimits& limits,
+                         std::pmr::memory_resource* memory, HttpRequest* out) {
+  RequestParser parser(limits);
+  ParseResult r = parser.Parse(input, memory, out);
+  if (r.status == ParseStatus::kIncomplete) r.consumed = 0;
   return r;
 }
 
@@ -330,7 +483,7 @@ const char* StatusReason(int status) {
 
 void AppendResponse(std::pmr::string* out, int status,
                     absl::string_view content_type, absl::string_view body,
-                    bool keep_alive, bool http10) {
+                    bool keep_alive, bool http10, bool omit_body) {
   char length[24];
   const int n = snprintf(length, sizeof(length), "%zu", body.size());
   out->append(http10 ? "HTTP/1.0 " : "HTTP/1.1 ");
@@ -348,7 +501,7 @@ void AppendResponse(std::pmr::string* out, int status,
     out->append("\r\nConnection: keep-alive");
   }
   out->append("\r\n\r\n");
-  out->append(body.data(), body.size());
+  if (!omit_body) out->append(body.data(), body.size());
 }
 
 absl::string_view QueryParam(absl::string_view query, absl::string_view key) {

@@ -168,7 +168,9 @@ void LoadThread(Shared* shared, int connections, ThreadResult* result) {
       if (events[k].events & EPOLLOUT) {
         send_more(i);
         epoll_event ev{};
-        ev.events = EPOLLIN | (c.busy && c.sent < shared->request.size() ? EPOLLOUT : 0);
+        ev.events = EPOLLIN | (c.busy && c.sent < shared->request.size()
+                                   ? static_cast<std::uint32_t>(EPOLLOUT)
+                                   : 0u);
         ev.data.u32 = i;
         epoll_ctl(ep, EPOLL_CTL_MOD, c.fd, &ev);
       }

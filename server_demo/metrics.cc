@@ -60,6 +60,20 @@ double LatencyHistogram::Max(const std::vector<std::uint64_t>& t) {
   return 0;
 }
 
+const char* CloseReasonName(CloseReason reason) {
+  static const char* const kNames[kCloseReasons] = {
+      "peer_closed",   "done",         "protocol_error", "idle",     "header_timeout",
+      "body_too_slow", "send_timeout", "evicted",        "io_error", "overload",
+      "shutdown"};
+  return kNames[static_cast<int>(reason)];
+}
+
+const char* RejectReasonName(RejectReason reason) {
+  static const char* const kNames[kRejectReasons] = {
+      "max_connections", "descriptors", "request_memory", "pinned_memory", "too_expensive"};
+  return kNames[static_cast<int>(reason)];
+}
+
 void ServerMetrics::CountStatus(int status) {
   for (std::size_t i = 0; i < by_status.size(); ++i) {
     if (kStatuses[i] == status) {

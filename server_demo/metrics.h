@@ -39,6 +39,34 @@ class LatencyHistogram {
   std::array<std::atomic<std::uint64_t>, kBuckets> buckets_{};
 };
 
+// Why a connection was closed; each has a /metrics counter.
+enum class CloseReason {
+  kPeerClosed,     // the client closed (or half-closed and was answered)
+  kDone,           // "Connection: close" or HTTP/1.0: answered, then closed
+  kProtocolError,  // a malformed request got its 4xx
+  kIdle,           // idle keep-alive past idle_timeout_ms
+  kHeaderTimeout,  // request head incomplete after header_timeout_ms (408)
+  kBodyTooSlow,    // body below min_body_rate over a window (408)
+  kSendTimeout,    // output made no progress for send_timeout_ms
+  kEvicted,        // at max_connections, the oldest one waiting for a head
+  kIoError,        // recv/send failed (reset by the peer)
+  kOverload,       // after a 503 for the per-request memory cap
+  kShutdown,       // closed while draining at shutdown
+};
+inline constexpr int kCloseReasons = 11;
+const char* CloseReasonName(CloseReason reason);
+
+// Why a request or connection got 503; each has a /metrics counter.
+enum class RejectReason {
+  kMaxConnections,  // over max_connections, nothing to evict
+  kDescriptors,     // out of file descriptors (EMFILE/ENFILE)
+  kRequestMemory,   // the request allocated past request_memory_limit
+  kPinnedMemory,    // unsent responses pin more than max_pinned_bytes
+  kTooExpensive,    // refused before the work (would pass the request cap)
+};
+inline constexpr int kRejectReasons = 5;
+const char* RejectReasonName(RejectReason reason);
+
 struct ServerMetrics {
   static void Add(std::atomic<std::uint64_t>& c, std::uint64_t d) {
     c.store(c.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
@@ -51,11 +79,22 @@ struct ServerMetrics {
   std::atomic<std::uint64_t> connections_open{0};
   std::atomic<std::uint64_t> connections_refused{0};  // over max_connections
   std::atomic<std::uint64_t> accept_errors{0};
+  // Largest input one connection buffered (a high-water mark).
+  std::atomic<std::uint64_t> input_peak_bytes{0};
+  std::array<std::atomic<std::uint64_t>, kCloseReasons> closed{};
+  std::array<std::atomic<std::uint64_t>, kRejectReasons> rejected{};
   static constexpr int kStatuses[] = {200, 400, 404, 405, 408, 413, 417, 431, 500, 501, 503, 505};
   std::array<std::atomic<std::uint64_t>, 12> by_status{};
   LatencyHistogram latency_us;
 
   void CountStatus(int status);
+  void CountClose(CloseReason reason) { Add(closed[static_cast<int>(reason)], 1); }
+  void CountReject(RejectReason reason) { Add(rejected[static_cast<int>(reason)], 1); }
+  void NoteInput(std::size_t bytes) {
+    if (bytes > input_peak_bytes.load(std::memory_order_relaxed)) {
+      input_peak_bytes.store(bytes, std::memory_order_relaxed);
+    }
+  }
 };
 
 }  // namespace server_demo

@@ -1,25 +1,40 @@
 // Server: an HTTP/1.1 server whose request memory comes from arenas.
 //
-// One epoll event loop per worker thread, each with its own listening socket
-// on the same port (SO_REUSEPORT: the kernel spreads connections). Sockets
-// are non-blocking; keep-alive, pipelining, chunked bodies and
-// `Expect: 100-continue` are handled. Each request's memory comes from the
-// connection's arena (Reset once every queued response is written), from a
-// fresh arena per request, or from the global heap (--allocator=malloc): the
-// same handlers either way.
+// One epoll event loop per worker thread (worker.h), each with its own
+// listening socket on the same port; each connection is a state machine
+// (connection.h). Sockets are non-blocking; keep-alive, pipelining, chunked
+// bodies and `Expect: 100-continue` are handled. Each request's memory
+// comes from the connection's arena (Reset once every queued response is
+// written), from a fresh arena per request, or from the global heap
+// (--allocator=malloc): the same handlers either way.
 //
-// Robustness: a malformed request gets its 4xx and the connection is closed;
-// a request that allocates past request_memory_limit gets 503; the server
-// goes on. No SIGPIPE (MSG_NOSIGNAL); accept survives EMFILE (a spare
-// descriptor is given up to accept and close the excess connection); a
-// client whose unsent output passes max_pending_output is not read until it
-// catches up; each wake-up serves a bounded amount per connection; idle
-// keep-alive connections close after idle_timeout_ms (408 if a request was
-// half-sent). An idle event loop calls arena::OnThreadIdle().
+// Robustness against slow and hostile clients (every limit is a [server]
+// key; every close and every 503 is counted by reason in /metrics):
+//   - a malformed request gets its 4xx and only its connection is closed;
+//   - a request head must arrive within header_timeout_ms of its first
+//     byte, a body at min_body_rate or better (408 and close otherwise);
+//     idle keep-alive connections close after idle_timeout_ms;
+//   - output that makes no progress for send_timeout_ms closes its
+//     connection; unsent responses pin memory (a connection arena pins
+//     whole), and past max_pinned_bytes in all, new requests get 503
+//     (not /metrics, /stats, /healthz);
+//   - a request that allocates past request_memory_limit gets 503, and
+//     /json refuses what cannot fit before doing the work;
+//   - what a connection buffers is bounded: head, empty lines, chunk
+//     extensions and trailers by max_header_bytes, unread pipelined input
+//     by a fixed cap (then it is not read until served), unsent output by
+//     max_pending_output (then it is not read until the client catches up);
+//   - at max_connections the oldest connection still waiting for a request
+//     head (of the accepting worker) is evicted for the newcomer; with none,
+//     503. Out of descriptors, a spare one sheds the excess with 503, and a
+//     worker that has no spare pauses accepting for a tick.
+// No SIGPIPE (MSG_NOSIGNAL). An idle event loop calls arena::OnThreadIdle().
 //
 // Lifetime: Start() once; Shutdown() from any thread (not a signal handler)
-// stops accepting, lets in-flight requests finish within the deadline and
-// closes the rest; Wait() joins the workers. The destructor does both.
+// stops accepting, lets in-flight requests finish within the deadline
+// (their responses say "Connection: close") and closes the rest; Wait()
+// joins the workers. The destructor does both. StatsJson, MetricsText and
+// requests() may be called from any thread (relaxed snapshots).
 #ifndef SERVER_DEMO_SERVER_H_
 #define SERVER_DEMO_SERVER_H_
 
@@ -33,6 +48,9 @@
 #include "server_demo/server_config.h"
 
 namespace server_demo {
+
+struct ServerShared;
+class Worker;
 
 class Server : public ServerView {
  public:
@@ -55,17 +73,15 @@ class Server : public ServerView {
   std::uint64_t requests() const;
 
  private:
-  class Worker;
-  friend class Worker;
   struct Totals;
 
   Totals Sum();
   std::string AllocatorJson();
 
   const DemoConfig config_;
+  std::unique_ptr<ServerShared> shared_;
   int port_ = 0;
   std::vector<std::unique_ptr<Worker>> workers_;
-  std::atomic<std::uint64_t> open_connections_{0};  // across workers
   std::atomic<bool> stopping_{false};
   bool joined_ = false;
 };

@@ -70,6 +70,24 @@ absl::Status ValidateServerConfig(const ServerConfig& c) {
   if (c.idle_timeout_ms < 1) {
     return KeyError("idle_timeout_ms", absl::StrCat(c.idle_timeout_ms), "must be at least 1");
   }
+  if (c.header_timeout_ms < 1) {
+    return KeyError("header_timeout_ms", absl::StrCat(c.header_timeout_ms), "must be at least 1");
+  }
+  if (c.body_rate_window_ms < 1) {
+    return KeyError("body_rate_window_ms", absl::StrCat(c.body_rate_window_ms),
+                    "must be at least 1");
+  }
+  if (c.min_body_rate > (std::size_t{1} << 30)) {
+    return KeyError("min_body_rate", absl::StrCat(c.min_body_rate),
+                    "must be from 0 (no check) to 1GiB per second");
+  }
+  if (c.send_timeout_ms < 1) {
+    return KeyError("send_timeout_ms", absl::StrCat(c.send_timeout_ms), "must be at least 1");
+  }
+  if (c.max_pinned_bytes < (1 << 20)) {
+    return KeyError("max_pinned_bytes", absl::StrCat(c.max_pinned_bytes),
+                    "must be at least 1MiB");
+  }
   if (c.shutdown_deadline_ms < 0) {
     return KeyError("shutdown_deadline_ms", absl::StrCat(c.shutdown_deadline_ms),
                     "must not be negative");
@@ -113,6 +131,11 @@ absl::StatusOr<DemoConfig> ParseDemoConfig(absl::string_view toml_text,
     else if (key == "max_body_bytes") st = ReadInteger(node, key, &s.max_body_bytes, true);
     else if (key == "max_connections") st = ReadInteger(node, key, &s.max_connections, false);
     else if (key == "idle_timeout_ms") st = ReadInteger(node, key, &s.idle_timeout_ms, false);
+    else if (key == "header_timeout_ms") st = ReadInteger(node, key, &s.header_timeout_ms, false);
+    else if (key == "min_body_rate") st = ReadInteger(node, key, &s.min_body_rate, true);
+    else if (key == "body_rate_window_ms") st = ReadInteger(node, key, &s.body_rate_window_ms, false);
+    else if (key == "send_timeout_ms") st = ReadInteger(node, key, &s.send_timeout_ms, false);
+    else if (key == "max_pinned_bytes") st = ReadInteger(node, key, &s.max_pinned_bytes, true);
     else if (key == "shutdown_deadline_ms") st = ReadInteger(node, key, &s.shutdown_deadline_ms, false);
     else if (key == "json_max_items") st = ReadInteger(node, key, &s.json_max_items, false);
     else if (key == "request_memory_limit") st = ReadInteger(node, key, &s.request_memory_limit, true);
@@ -122,8 +145,9 @@ absl::StatusOr<DemoConfig> ParseDemoConfig(absl::string_view toml_text,
           "unknown key '", key,
           "' in [server] (known keys: bind, port, threads, allocator, arena_scope, "
           "max_header_bytes, max_body_bytes, max_connections, idle_timeout_ms, "
+          "header_timeout_ms, min_body_rate, body_rate_window_ms, send_timeout_ms, "
           "shutdown_deadline_ms, json_max_items, request_memory_limit, "
-          "max_pending_output)"));
+          "max_pending_output, max_pinned_bytes)"));
     }
     if (!st.ok()) {
       return absl::InvalidArgumentError(

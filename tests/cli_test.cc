@@ -3,6 +3,7 @@
 // failures, "listening on ADDRESS:PORT" first, and a clean exit 0 with final
 // stats on SIGTERM.
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -108,6 +109,49 @@ TEST(Cli, BadConfigNamesTheKey) {
   r = RunDemo({"serve", "--port=0"}, {"ARENA_DEPOT_BATCH_BLOCKS=100000"});
   EXPECT_EQ(r.status, 2);
   EXPECT_THAT(r.err, HasSubstr("ARENA_DEPOT_BATCH_BLOCKS"));
+}
+
+TEST(Cli, HelpEndsWithANewline) {
+  Result r = RunDemo({"--help"});
+  EXPECT_EQ(r.status, 0);
+  ASSERT_FALSE(r.out.empty());
+  EXPECT_EQ(r.out.back(), '\n');
+  EXPECT_THAT(r.out, HasSubstr("usage: server_demo"));
+}
+
+// Issue 8, item 4: max_connections above what RLIMIT_NOFILE allows is
+// reported at start-up.
+TEST(Cli, WarnsWhenMaxConnectionsExceedsTheDescriptorLimit) {
+  int err[2];
+  ASSERT_EQ(pipe(err), 0);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(err[1], STDERR_FILENO);
+    close(err[0]);
+    rlimit low{};
+    getrlimit(RLIMIT_NOFILE, &low);
+    low.rlim_cur = 256;
+    setrlimit(RLIMIT_NOFILE, &low);
+    const std::string bin = Binary();
+    execl(bin.c_str(), bin.c_str(), "serve", "--port=0", "--threads=1", nullptr);
+    _exit(127);
+  }
+  close(err[1]);
+  FILE* f = fdopen(err[0], "r");
+  std::string text;
+  char line[512];
+  while (fgets(line, sizeof(line), f) != nullptr) {
+    text += line;
+    if (text.find("SIGTERM stops") != std::string::npos) break;
+  }
+  kill(pid, SIGTERM);
+  while (fgets(line, sizeof(line), f) != nullptr) {
+  }
+  fclose(f);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_THAT(text, HasSubstr("warning: max_connections = 10000 exceeds"));
+  EXPECT_THAT(text, HasSubstr("RLIMIT_NOFILE = 256"));
 }
 
 TEST(Cli, LoadAgainstNothingFailsWithOne) {

@@ -31,6 +31,7 @@ constexpr std::size_t kRegion = 256 << 20;
 constexpr int kForks = 40;
 constexpr int kChildAlarmSeconds = 10;
 constexpr std::int64_t kDelayMs = 20;
+arena::FixedRegionPageSource* g_source;
 
 #ifdef ABSL_HAVE_THREAD_SANITIZER
 #define SKIP_UNDER_TSAN() GTEST_SKIP() << "fork() with threads: not under TSan"
@@ -147,6 +148,41 @@ TEST(Fork, ChildReleasesThroughOnThreadIdleAndCountsOnlyItsThreads) {
   EXPECT_EQ(hung, 0);
 }
 
+
+// The page source's accounting is exact in a child forked while other
+// threads map, unmap and trim: no reservation or unmap is half done at the
+// fork (they hold a shared lock the fork takes exclusively), so after Trim
+// the region's free bytes plus the mapped bytes are the whole region.
+TEST(Fork, ChildPageSourceAccountingIsExact) {
+  SKIP_UNDER_TSAN();
+  std::atomic<bool> stop{false};
+  std::thread trimmer([&] {
+    while (!stop.load(std::memory_order_relaxed)) {
+      arena::Trim();
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  });
+  int hung = 0;
+  {
+    Workers large(2, 300 * 1000, 2);
+    Workers small(1, 20000, 8);
+    hung = ForkChildren([] {
+      arena::Trim();
+      const std::size_t free_bytes = g_source->free_bytes();
+      const std::size_t mapped = arena::GlobalStats().mapped_bytes;
+      if (free_bytes + mapped != kRegion) {
+        fprintf(stderr, "child: free %zu + mapped %zu != region %zu\n",
+                free_bytes, mapped, kRegion);
+        return 6;
+      }
+      return 0;
+    });
+  }
+  stop.store(true);
+  trimmer.join();
+  EXPECT_EQ(hung, 0);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -155,7 +191,7 @@ int main(int argc, char** argv) {
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (region == MAP_FAILED) return 1;
   // Never destroyed, like the runtime that uses it.
-  auto* source = new arena::FixedRegionPageSource(region, kRegion);
+  auto* source = g_source = new arena::FixedRegionPageSource(region, kRegion);
   arena::Config config;
   config.thread_cache_blocks = 1;
   config.depot_batch_blocks = 1;

@@ -133,4 +133,17 @@ TEST(FaultInjectingPageSource, FailsOnDemand) {
   EXPECT_EQ(target.outstanding_spans(), 0u);
 }
 
+
+// A large mapping is a page multiple aligned to block_size, not a multiple
+// of it: the malloc-backed test source must take such spans (under ASan and
+// TSan, aligned_alloc refuses them).
+TEST(MallocPageSource, SpansThatAreNotAMultipleOfTheAlignment) {
+  arena::testing::MallocPageSource source;
+  void* p = source.Map(9 * PageSource::kPageSize, 64 * 1024);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(p) % (64 * 1024), 0u);
+  std::memset(p, 1, 9 * PageSource::kPageSize);
+  source.Unmap(p, 9 * PageSource::kPageSize);
+}
+
 }  // namespace

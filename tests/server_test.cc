@@ -89,6 +89,7 @@ class ServerTest : public ::testing::TestWithParam<Mode> {
     config.server.json_max_items = 5000;
     config.server.request_memory_limit = 256 * 1024;
     config.server.idle_timeout_ms = 400;
+    config.server.header_timeout_ms = 400;
     server_ = std::make_unique<Server>(config);
     ASSERT_TRUE(server_->Start().ok());
     port_ = server_->port();
@@ -117,11 +118,11 @@ TEST_P(ServerTest, Routes) {
   EXPECT_EQ(hello.status, 200);
   EXPECT_EQ(hello.body, "Hello, world!\n");
   EXPECT_EQ(Get("/healthz").body, "ok\n");
-  auto echo = Raw("POST /echo HTTP/1.1\r\nContent-Length: 11\r\nConnection: close\r\n\r\nhello there");
+  auto echo = Raw("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\nConnection: close\r\n\r\nhello there");
   EXPECT_EQ(echo.status, 200);
   EXPECT_EQ(echo.body, "hello there");
   auto chunked = Raw(
-      "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
       "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n");
   EXPECT_EQ(chunked.body, "abcde");
   auto json = Get("/json?items=3");
@@ -134,16 +135,16 @@ TEST_P(ServerTest, Routes) {
 
 TEST_P(ServerTest, ErrorStatuses) {
   EXPECT_EQ(Get("/nope").status, 404);
-  EXPECT_EQ(Raw("DELETE /hello HTTP/1.1\r\nConnection: close\r\n\r\n").status, 405);
-  EXPECT_EQ(Raw("GET /echo HTTP/1.1\r\nConnection: close\r\n\r\n").status, 405);
+  EXPECT_EQ(Raw("DELETE /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").status, 405);
+  EXPECT_EQ(Raw("GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").status, 405);
   EXPECT_EQ(Get("/json?items=5001").status, 400);
   EXPECT_EQ(Get("/json?items=abc").status, 400);
   EXPECT_EQ(Raw("GARBAGE\r\n\r\n").status, 400);
   EXPECT_EQ(Raw("GET / HTTP/2.0\r\n\r\n").status, 505);
-  EXPECT_EQ(Raw("POST /echo HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n").status, 501);
-  EXPECT_EQ(Raw("POST /echo HTTP/1.1\r\nContent-Length: 5000\r\n\r\n").status, 413);
-  EXPECT_EQ(Raw("GET /hello HTTP/1.1\r\nX: " + std::string(2000, 'x') + "\r\n\r\n").status, 431);
-  EXPECT_EQ(Raw("POST /echo HTTP/1.1\r\nContent-Length: 3\r\nExpect: nothing\r\n\r\n").status, 417);
+  EXPECT_EQ(Raw("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n").status, 501);
+  EXPECT_EQ(Raw("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n").status, 413);
+  EXPECT_EQ(Raw("GET /hello HTTP/1.1\r\nHost: x\r\nX: " + std::string(2000, 'x') + "\r\n\r\n").status, 431);
+  EXPECT_EQ(Raw("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: nothing\r\n\r\n").status, 417);
   // Over the per-request memory cap: 503, and the server goes on.
   EXPECT_EQ(Get("/json?items=4000").status, 503);
   EXPECT_EQ(Get("/hello").status, 200);
@@ -152,11 +153,11 @@ TEST_P(ServerTest, ErrorStatuses) {
 TEST_P(ServerTest, MalformedRequestClosesOnlyItsConnection) {
   const int bad = Connect(port_);
   const int good = Connect(port_);
-  SendAll(bad, "GET /hello HTTP/1.1\r\nBroken header\r\n\r\n");
+  SendAll(bad, "GET /hello HTTP/1.1\r\nHost: x\r\nBroken header\r\n\r\n");
   const std::string r = ReadResponses(bad, 1, /*until_eof=*/true);
   EXPECT_THAT(r, HasSubstr("400 Bad Request"));
   EXPECT_THAT(r, HasSubstr("Connection: close"));
-  SendAll(good, "GET /hello HTTP/1.1\r\n\r\n");
+  SendAll(good, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
   EXPECT_THAT(ReadResponses(good, 1), HasSubstr("Hello, world!"));
   close(bad);
   close(good);
@@ -165,8 +166,8 @@ TEST_P(ServerTest, MalformedRequestClosesOnlyItsConnection) {
 TEST_P(ServerTest, KeepAliveAndPipelining) {
   const int fd = Connect(port_);
   SendAll(fd,
-          "GET /hello HTTP/1.1\r\n\r\nPOST /echo HTTP/1.1\r\nContent-Length: 4\r\n\r\nping"
-          "GET /healthz HTTP/1.1\r\n\r\n");
+          "GET /hello HTTP/1.1\r\nHost: x\r\n\r\nPOST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nping"
+          "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
   const std::string r = ReadResponses(fd, 3);
   const std::size_t a = r.find("Hello, world!"), b = r.find("ping"), c = r.find("ok\n");
   ASSERT_NE(a, std::string::npos) << r;
@@ -175,7 +176,7 @@ TEST_P(ServerTest, KeepAliveAndPipelining) {
   EXPECT_LT(a, b);
   EXPECT_LT(b, c);
   // Same connection, byte by byte.
-  const std::string slow = "GET /hello HTTP/1.1\r\n\r\n";
+  const std::string slow = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
   for (char ch : slow) SendAll(fd, std::string(1, ch));
   EXPECT_THAT(ReadResponses(fd, 1), HasSubstr("Hello, world!"));
   close(fd);
@@ -192,7 +193,7 @@ TEST_P(ServerTest, KeepAliveAndPipelining) {
 
 TEST_P(ServerTest, ExpectContinue) {
   const int fd = Connect(port_);
-  SendAll(fd, "POST /echo HTTP/1.1\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
+  SendAll(fd, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
   char buf[256];
   const ssize_t n = recv(fd, buf, sizeof(buf), 0);
   ASSERT_GT(n, 0);
@@ -206,7 +207,8 @@ TEST_P(ServerTest, IdleTimeouts) {
   const int idle = Connect(port_);
   const int partial = Connect(port_);
   SendAll(partial, "GET /hello HTTP/1.1\r\nHost:");
-  // Both are closed after idle_timeout_ms; the half-sent one gets 408.
+  // Closed after idle_timeout_ms; the half-sent one after header_timeout_ms,
+  // with 408.
   EXPECT_EQ(ReadResponses(idle, 1, /*until_eof=*/true), "");
   EXPECT_THAT(ReadResponses(partial, 1, /*until_eof=*/true), HasSubstr("408 Request Timeout"));
   close(idle);
@@ -272,25 +274,91 @@ TEST(ServerLimits, MaxConnectionsGets503AndShutdownIsClean) {
   config.server.port = 0;
   config.server.threads = 1;
   config.server.max_connections = 2;
+  config.server.shutdown_deadline_ms = 300;
   Server server(config);
   ASSERT_TRUE(server.Start().ok());
+  // Two connections in the middle of a body: none waits for a head, so
+  // none can be evicted for a newcomer.
   const int a = Connect(server.port());
   const int b = Connect(server.port());
-  SendAll(a, "GET /hello HTTP/1.1\r\n\r\n");
-  SendAll(b, "GET /hello HTTP/1.1\r\n\r\n");
-  EXPECT_THAT(ReadResponses(a, 1), HasSubstr("200 OK"));
-  EXPECT_THAT(ReadResponses(b, 1), HasSubstr("200 OK"));
+  for (int fd : {a, b}) {
+    SendAll(fd, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n"
+                "Expect: 100-continue\r\n\r\n");
+    EXPECT_THAT(ReadResponses(fd, 1), HasSubstr("100 Continue"));
+  }
   const int c = Connect(server.port());
   EXPECT_THAT(ReadResponses(c, 1, /*until_eof=*/true), HasSubstr("503 Service Unavailable"));
   close(c);
-  // An in-flight (half-sent) request is finished during shutdown... or
-  // closed at the deadline; idle keep-alive connections close at once.
+  // The in-flight (half-sent) requests are closed at the shutdown deadline.
   server.Shutdown();
   server.Wait();
   EXPECT_EQ(ReadResponses(a, 1, /*until_eof=*/true), "");
   close(a);
   close(b);
   EXPECT_LT(Connect(server.port()), 0);  // no longer listening
+}
+
+// At max_connections, the connection that has waited longest for a request
+// head (here: an idle keep-alive one) makes room for a newcomer.
+TEST(ServerLimits, MaxConnectionsEvictsTheOldestWaitingForAHead) {
+  DemoConfig config;
+  config.server.port = 0;
+  config.server.threads = 1;
+  config.server.max_connections = 2;
+  Server server(config);
+  ASSERT_TRUE(server.Start().ok());
+  const int a = Connect(server.port());
+  SendAll(a, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_THAT(ReadResponses(a, 1), HasSubstr("200 OK"));
+  const int b = Connect(server.port());
+  SendAll(b, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_THAT(ReadResponses(b, 1), HasSubstr("200 OK"));
+  const int c = Connect(server.port());
+  SendAll(c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_THAT(ReadResponses(c, 1), HasSubstr("200 OK"));
+  EXPECT_EQ(ReadResponses(a, 1, /*until_eof=*/true), "");  // evicted
+  EXPECT_THAT(server.MetricsText(),
+              HasSubstr("server_demo_connections_closed_total{reason=\"evicted\"} 1\n"));
+  close(a);
+  close(b);
+  close(c);
+}
+
+// Issue 8, item 9: every new limit is a [server] key with a default, a rule
+// and a line in the shipped config.
+TEST(ServerConfig, HostileClientKeysParseAndValidate) {
+  const DemoConfig defaults;
+  auto shipped = server_demo::ParseDemoConfig(server_demo::kDefaultConfigToml, defaults, "shipped");
+  ASSERT_TRUE(shipped.ok()) << shipped.status();
+  const server_demo::ServerConfig& s = shipped->server;
+  const server_demo::ServerConfig& d = defaults.server;
+  EXPECT_EQ(s.header_timeout_ms, d.header_timeout_ms);
+  EXPECT_EQ(s.min_body_rate, d.min_body_rate);
+  EXPECT_EQ(s.body_rate_window_ms, d.body_rate_window_ms);
+  EXPECT_EQ(s.send_timeout_ms, d.send_timeout_ms);
+  EXPECT_EQ(s.max_pinned_bytes, d.max_pinned_bytes);
+  EXPECT_EQ(s.json_max_items, d.json_max_items);
+  for (const char* key : {"header_timeout_ms", "min_body_rate", "body_rate_window_ms",
+                          "send_timeout_ms", "max_pinned_bytes"}) {
+    EXPECT_THAT(std::string(server_demo::kDefaultConfigToml), HasSubstr(std::string(key) + " = "));
+  }
+  auto set = server_demo::ParseDemoConfig(
+      "[server]\nheader_timeout_ms = 5\nmin_body_rate = \"2KiB\"\nbody_rate_window_ms = 7\n"
+      "send_timeout_ms = 9\nmax_pinned_bytes = \"3MiB\"\n",
+      defaults, "t");
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_EQ(set->server.header_timeout_ms, 5);
+  EXPECT_EQ(set->server.min_body_rate, 2048u);
+  EXPECT_EQ(set->server.body_rate_window_ms, 7);
+  EXPECT_EQ(set->server.send_timeout_ms, 9);
+  EXPECT_EQ(set->server.max_pinned_bytes, 3u << 20);
+  for (const char* bad : {"header_timeout_ms = 0", "body_rate_window_ms = 0", "send_timeout_ms = 0",
+                          "max_pinned_bytes = \"4KiB\"", "min_body_rate = -1"}) {
+    auto r = server_demo::ParseDemoConfig(std::string("[server]\n") + bad + "\n", defaults, "t");
+    ASSERT_FALSE(r.ok()) << bad;
+    const std::string key(bad, std::string(bad).find(' '));
+    EXPECT_THAT(std::string(r.status().message()), HasSubstr("'" + key + "'")) << bad;
+  }
 }
 
 }  // namespace

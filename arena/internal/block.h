@@ -11,7 +11,9 @@
 // except that a lock-free depot pop may *read* `next_batch` of a block it
 // does not own (it then fails its CAS); that is why the links are relaxed
 // atomics, why headers are never poisoned, and why the header page is never
-// decommitted while the block is mapped.
+// decommitted while the block is mapped. Only Depot::Trim unmaps small
+// blocks (after waiting for the pops in flight): the safety of a lock-free
+// pop's read depends on it.
 #ifndef ARENA_INTERNAL_BLOCK_H_
 #define ARENA_INTERNAL_BLOCK_H_
 

@@ -304,6 +304,17 @@ std::size_t Depot::Trim() {
   return bytes;
 }
 
+void Depot::ResetAfterForkInChild() {
+  // Relaxed throughout: the child has one thread.
+  pops_in_flight_.store(0, std::memory_order_relaxed);
+  std::size_t hot = 0;
+  for (BlockHeader* b = PtrOf(head_.load(std::memory_order_relaxed));
+       b != nullptr; b = b->next_batch.load(std::memory_order_relaxed)) {
+    hot += b->batch_count;
+  }
+  hot_blocks_.store(hot, std::memory_order_relaxed);
+}
+
 DepotStats Depot::stats() const {
   DepotStats s;
   s.hot_blocks = hot_blocks_.load(std::memory_order_relaxed);

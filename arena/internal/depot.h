@@ -92,11 +92,10 @@ class Depot {
   void LockForFork() ABSL_EXCLUSIVE_LOCK_FUNCTION(mu_) { mu_.Lock(); }
   void UnlockAfterFork() ABSL_UNLOCK_FUNCTION(mu_) { mu_.Unlock(); }
   // In a fork() child, before UnlockAfterFork: the pops that were in flight
-  // belong to threads that do not exist there and will never finish.
-  void ResetAfterForkInChild() {
-    // Relaxed: the child has one thread.
-    pops_in_flight_.store(0, std::memory_order_relaxed);
-  }
+  // belong to threads that do not exist there and will never finish, and
+  // the hot-block count may include a push or miss a pop that never
+  // completed: count what the stack holds.
+  void ResetAfterForkInChild();
 
   // Bits of the ABA tag for a block size (see above).
   static int TagBits(std::size_t block_size);

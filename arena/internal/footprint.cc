@@ -13,51 +13,31 @@ constexpr Histogram FootprintStats::*kMembers[kFootprintMetrics] = {
     &FootprintStats::slow_paths,      &FootprintStats::large_allocations,
 };
 
-// Single writer: load + store, not an RMW. Statistics only.
-void Bump(std::atomic<std::uint64_t>& c, std::uint64_t by) {
-  c.store(c.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
-}
-
 }  // namespace
-
-void FootprintRecorder::Add(const RequestFootprint& request) {
-  for (int m = 0; m < kFootprintMetrics; ++m) {
-    const std::uint64_t v = request.values[m];
-    Counts& c = metrics_[m];
-    Bump(c.buckets[Histogram::BucketOf(v)], 1);
-    Bump(c.sum, v);
-    if (v > c.max.load(std::memory_order_relaxed)) {
-      c.max.store(v, std::memory_order_relaxed);
-    }
-  }
-}
 
 void FootprintRecorder::AddShared(const RequestFootprint& request) {
   for (int m = 0; m < kFootprintMetrics; ++m) {
     const std::uint64_t v = request.values[m];
-    Counts& c = metrics_[m];
-    c.buckets[Histogram::BucketOf(v)].fetch_add(1, std::memory_order_relaxed);
-    c.sum.fetch_add(v, std::memory_order_relaxed);
-    std::uint64_t seen = c.max.load(std::memory_order_relaxed);
+    buckets_[m][Histogram::BucketOf(v)].fetch_add(1, std::memory_order_relaxed);
+    sum_[m].fetch_add(v, std::memory_order_relaxed);
+    std::uint64_t seen = max_[m].load(std::memory_order_relaxed);
     while (seen < v &&
-           !c.max.compare_exchange_weak(seen, v, std::memory_order_relaxed)) {
+           !max_[m].compare_exchange_weak(seen, v, std::memory_order_relaxed)) {
     }
   }
 }
 
 void FootprintRecorder::Absorb(const FootprintRecorder& other) {
   for (int m = 0; m < kFootprintMetrics; ++m) {
-    Counts& c = metrics_[m];
-    const Counts& o = other.metrics_[m];
     for (int b = 0; b < Histogram::kBuckets; ++b) {
-      const std::uint64_t n = o.buckets[b].load(std::memory_order_relaxed);
-      if (n != 0) c.buckets[b].fetch_add(n, std::memory_order_relaxed);
+      const std::uint64_t n = other.buckets_[m][b].load(std::memory_order_relaxed);
+      if (n != 0) buckets_[m][b].fetch_add(n, std::memory_order_relaxed);
     }
-    c.sum.fetch_add(o.sum.load(std::memory_order_relaxed),
-                    std::memory_order_relaxed);
-    const std::uint64_t max = o.max.load(std::memory_order_relaxed);
-    std::uint64_t seen = c.max.load(std::memory_order_relaxed);
-    while (seen < max && !c.max.compare_exchange_weak(
+    sum_[m].fetch_add(other.sum_[m].load(std::memory_order_relaxed),
+                      std::memory_order_relaxed);
+    const std::uint64_t max = other.max_[m].load(std::memory_order_relaxed);
+    std::uint64_t seen = max_[m].load(std::memory_order_relaxed);
+    while (seen < max && !max_[m].compare_exchange_weak(
                              seen, max, std::memory_order_relaxed)) {
     }
   }
@@ -65,14 +45,13 @@ void FootprintRecorder::Absorb(const FootprintRecorder& other) {
 
 void FootprintRecorder::MergeInto(FootprintStats* out) const {
   for (int m = 0; m < kFootprintMetrics; ++m) {
-    const Counts& c = metrics_[m];
     Histogram h;
     for (int b = 0; b < Histogram::kBuckets; ++b) {
-      h.buckets[b] = c.buckets[b].load(std::memory_order_relaxed);
+      h.buckets[b] = buckets_[m][b].load(std::memory_order_relaxed);
       h.count += h.buckets[b];
     }
-    h.sum = c.sum.load(std::memory_order_relaxed);
-    h.max = c.max.load(std::memory_order_relaxed);
+    h.sum = sum_[m].load(std::memory_order_relaxed);
+    h.max = max_[m].load(std::memory_order_relaxed);
     (out->*kMembers[m]).Merge(h);
   }
 }

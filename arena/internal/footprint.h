@@ -43,8 +43,21 @@ class FootprintRecorder {
   FootprintRecorder(const FootprintRecorder&) = delete;
   FootprintRecorder& operator=(const FootprintRecorder&) = delete;
 
-  // The owning thread only.
-  void Add(const RequestFootprint& request);
+  // The owning thread only. Called at every Reset: kept lean (single
+  // writer: load + store, no RMW; sums and maxima share two cache lines).
+  void Add(const RequestFootprint& request) {
+    for (int m = 0; m < kFootprintMetrics; ++m) {
+      const std::uint64_t v = request.values[m];
+      std::atomic<std::uint64_t>& bucket = buckets_[m][Histogram::BucketOf(v)];
+      bucket.store(bucket.load(std::memory_order_relaxed) + 1,
+                   std::memory_order_relaxed);
+      sum_[m].store(sum_[m].load(std::memory_order_relaxed) + v,
+                    std::memory_order_relaxed);
+      if (v > max_[m].load(std::memory_order_relaxed)) {
+        max_[m].store(v, std::memory_order_relaxed);
+      }
+    }
+  }
   // Any thread (the recorder of exited threads).
   void AddShared(const RequestFootprint& request);
   // Any thread: folds `other` (quiescent: its thread has exited) in.
@@ -53,12 +66,9 @@ class FootprintRecorder {
   void MergeInto(FootprintStats* out) const;
 
  private:
-  struct Counts {
-    std::atomic<std::uint64_t> buckets[Histogram::kBuckets]{};
-    std::atomic<std::uint64_t> sum{0};
-    std::atomic<std::uint64_t> max{0};
-  };
-  Counts metrics_[kFootprintMetrics];
+  std::atomic<std::uint64_t> sum_[kFootprintMetrics]{};
+  std::atomic<std::uint64_t> max_[kFootprintMetrics]{};
+  std::atomic<std::uint64_t> buckets_[kFootprintMetrics][Histogram::kBuckets]{};
 };
 
 class AdaptiveSizer {

@@ -9,13 +9,6 @@ namespace {
 constexpr std::size_t kSmallClasses = 64;
 }  // namespace
 
-std::size_t FreeLists::ClassFloor(std::size_t size) {
-  if (size <= 1024) return size / 16 - 1;
-  const int e = 63 - absl::countl_zero(static_cast<std::uint64_t>(size));
-  const std::size_t sub = (size >> (e - 2)) & 3;
-  return kSmallClasses - 1 + (e - 10) * 4 + sub;
-}
-
 std::size_t FreeLists::ClassCeil(std::size_t size) {
   if (size <= 1024) return size / 16 - 1;
   const int e = 63 - absl::countl_zero(static_cast<std::uint64_t>(size));
@@ -23,19 +16,6 @@ std::size_t FreeLists::ClassCeil(std::size_t size) {
   std::size_t index = kSmallClasses - 1 + (e - 10) * 4 + sub;
   if ((size & ((std::size_t{1} << (e - 2)) - 1)) != 0) ++index;
   return index;
-}
-
-void FreeLists::Push(char* chunk, std::size_t size) noexcept {
-  const std::size_t c = ClassFloor(size);
-  auto* node = reinterpret_cast<Node*>(chunk);
-  const bool had = (nonempty[c / 64] >> (c % 64) & 1) != 0;
-  // The caller may have been handed fewer than 8 bytes of this chunk (the
-  // rest stayed poisoned): unpoison exactly the link before writing it.
-  UnpoisonMemory(node, sizeof(Node));
-  node->next = had ? heads[c] : nullptr;
-  heads[c] = node;
-  nonempty[c / 64] |= std::uint64_t{1} << (c % 64);
-  PoisonMemory(chunk, size);
 }
 
 void* FreeLists::Pop(std::size_t size) noexcept {

@@ -20,13 +20,19 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "arena/internal/sanitizer.h"
+
 namespace arena {
 namespace internal {
 
 struct FreeLists {
   static constexpr std::size_t kClasses = 128;
 
-  static std::size_t ClassFloor(std::size_t size);
+  static std::size_t ClassFloor(std::size_t size) {
+    if (size <= 1024) return size / 16 - 1;
+    const int e = 63 - __builtin_clzll(size);
+    return 63 + (e - 10) * 4 + ((size >> (e - 2)) & 3);
+  }
   static std::size_t ClassCeil(std::size_t size);
 
   // Makes every list empty.
@@ -34,7 +40,18 @@ struct FreeLists {
 
   // REQUIRES: size is a chunk size (a multiple of 16, >= 16) and
   // [chunk, chunk + size) was handed out and is now free.
-  void Push(char* chunk, std::size_t size) noexcept;
+  void Push(char* chunk, std::size_t size) noexcept {
+    const std::size_t c = ClassFloor(size);
+    auto* node = reinterpret_cast<Node*>(chunk);
+    const bool had = (nonempty[c / 64] >> (c % 64) & 1) != 0;
+    // The caller may have been handed fewer than 8 bytes of this chunk (the
+    // rest stayed poisoned): unpoison exactly the link before writing it.
+    UnpoisonMemory(node, sizeof(Node));
+    node->next = had ? heads[c] : nullptr;
+    heads[c] = node;
+    nonempty[c / 64] |= std::uint64_t{1} << (c % 64);
+    PoisonMemory(chunk, size);
+  }
 
   // A chunk of at least `size` bytes (its class or the next three), or
   // nullptr. The chunk comes back poisoned (ASan); the caller unpoisons

@@ -91,7 +91,7 @@ std::size_t LargeCache::Release(std::int64_t cutoff_ms) {
     BlockHeader* prev = nullptr;
     for (BlockHeader* b = head_; b != nullptr;) {
       BlockHeader* next = b->next.load(std::memory_order_relaxed);
-      if (b->idle_since_ms < cutoff_ms) {
+      if (b->idle_since_ms <= cutoff_ms) {
         if (prev == nullptr) {
           head_ = next;
         } else {

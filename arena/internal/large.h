@@ -55,8 +55,10 @@ class LargeCache {
   // it does not (the caller unmaps it).
   bool Put(BlockHeader* block, std::int64_t now_ms) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Unmaps the mappings idle since before `cutoff_ms` (all of them when
-  // cutoff_ms is the maximum); returns their bytes.
+  // Unmaps the mappings idle since `cutoff_ms` or earlier (all of them when
+  // cutoff_ms is the maximum); returns their bytes. In a fork() child,
+  // mappings another thread was unmapping at the fork stay mapped, and
+  // counted, but unreachable.
   std::size_t Release(std::int64_t cutoff_ms) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Statistics, relaxed.

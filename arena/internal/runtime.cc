@@ -55,6 +55,10 @@ std::atomic<bool> g_fail_next_thread_start{false};
 
 // Set once this thread's exit hook ran: no state may be created any more.
 __thread bool tls_exited ARENA_TLS_INITIAL_EXEC = false;
+// After a failed state allocation: slow paths to skip before trying again,
+// so that a heap that stays exhausted is not asked on every slow path.
+__thread std::uint32_t tls_state_retry_in ARENA_TLS_INITIAL_EXEC = 0;
+constexpr std::uint32_t kStateRetryInterval = 256;
 
 // The exit hook: a pthread key whose destructor retires the thread's state.
 // Not a C++ thread_local with a destructor: glibc registers those with
@@ -131,13 +135,16 @@ absl::Status Runtime::Start(const Config& config, PageSource* source) {
     g_fork_handlers_registered = true;
   }
   if (source == nullptr) source = ::new (g_mmap_storage) MmapPageSource();
+  const std::size_t previous_cap = source->max_mapped_bytes();
   source->set_max_mapped_bytes(config.max_total_bytes);
   auto* rt = ::new (g_runtime_storage) Runtime(config, source);
-  // A failed start gives back what it mapped and destroys the unpublished
-  // runtime, so that a later Configure starts from nothing.
-  auto fail = [rt](absl::Status status) {
+  // A failed start gives back what it mapped, restores the source's cap and
+  // destroys the unpublished runtime, so that a later Configure starts from
+  // nothing.
+  auto fail = [rt, source, previous_cap](absl::Status status) {
     rt->depot_.Trim();
     rt->~Runtime();
+    source->set_max_mapped_bytes(previous_cap);
     return status;
   };
   // Prewarm: map blocks into the depot now, so first requests find them.
@@ -208,16 +215,24 @@ std::int64_t Runtime::NowMs() { return SteadyNowMs(); }
 
 ThreadState* Runtime::LocalSlow() {
   if (tls_exited) return nullptr;
+  if (tls_state_retry_in != 0) {
+    --tls_state_retry_in;
+    return nullptr;
+  }
   // Reachable from noexcept paths (TryAllocate, Reset, ~Arena): without
   // heap the thread goes without a cache (nullptr: blocks come from and go
-  // to the depot directly) and tries again on its next slow path.
+  // to the depot directly) and tries again kStateRetryInterval calls later.
   auto* state =
       new (std::nothrow) ThreadState(&depot_, config_.thread_cache_blocks);
-  if (state == nullptr) return nullptr;
+  if (state == nullptr) {
+    tls_state_retry_in = kStateRetryInterval;
+    return nullptr;
+  }
   // Schedules RetireThread for this thread's exit. Failure (ENOMEM): no
   // cache for now, as above.
   if (pthread_setspecific(g_exit_key, state) != 0) {
     delete state;
+    tls_state_retry_in = kStateRetryInterval;
     return nullptr;
   }
   state->idle_since_ms = NowMs();
@@ -455,11 +470,11 @@ void Runtime::ForkPrepareImpl() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   registry_mu_.Lock();
   large_cache_.LockForFork();
   depot_.LockForFork();
-  source_->PrepareFork();
+  source_->HoldForFork();
 }
 
 void Runtime::ForkAfterInParentImpl() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-  source_->AfterForkParent();
+  source_->ReleaseAfterForkParent();
   depot_.UnlockAfterFork();
   large_cache_.UnlockAfterFork();
   registry_mu_.Unlock();
@@ -469,7 +484,7 @@ void Runtime::ForkAfterInChildImpl() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   // Only the forking thread exists here. What the others were doing never
   // finishes: their depot pops stay "in flight", their caches are gone (the
   // blocks stay mapped, unreachable) and no release thread runs.
-  source_->AfterForkChild();
+  source_->ReleaseAfterForkChild();
   depot_.ResetAfterForkInChild();
   release_thread_running_.store(false, std::memory_order_relaxed);
   ThreadState* self = tls_thread_state;

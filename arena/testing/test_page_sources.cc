@@ -21,8 +21,10 @@ std::size_t MallocPageSource::outstanding_spans() const {
 }
 
 void* MallocPageSource::DoMap(std::size_t bytes, std::size_t alignment) {
-  void* p = std::aligned_alloc(alignment, bytes);
-  if (p == nullptr) return nullptr;
+  // posix_memalign, not aligned_alloc: a large mapping's size is a multiple
+  // of the page, not of the alignment (block_size).
+  void* p = nullptr;
+  if (posix_memalign(&p, alignment, bytes) != 0) return nullptr;
   internal::MutexLock lock(&mu_);
   spans_.insert(p);
   return p;

@@ -71,9 +71,9 @@ class FaultInjectingPageSource final : public PageSource {
   }
 
   // The target's locks are held across fork as its own.
-  void PrepareFork() override { target_->PrepareFork(); }
-  void AfterForkParent() override { target_->AfterForkParent(); }
-  void AfterForkChild() override { target_->AfterForkChild(); }
+  void PrepareFork() override { target_->HoldForFork(); }
+  void AfterForkParent() override { target_->ReleaseAfterForkParent(); }
+  void AfterForkChild() override { target_->ReleaseAfterForkChild(); }
 
  protected:
   void* DoMap(std::size_t bytes, std::size_t alignment) override;
