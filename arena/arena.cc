@@ -72,12 +72,12 @@ Arena::Arena(const ArenaOptions& options)
 }
 
 Arena::~Arena() {
-  ReleaseAll();
+  ReleaseAll(/*keep_one=*/false);
   runtime_->Count(runtime_->Local(), &ThreadCounters::arenas_destroyed, 1);
 }
 
 void Arena::Reset() {
-  ReleaseAll();
+  ReleaseAll(/*keep_one=*/true);
   ++resets_;
   runtime_->Count(runtime_->Local(), &ThreadCounters::resets, 1);
 }
@@ -180,13 +180,20 @@ BlockHeader* Arena::NextBlock() noexcept {
   if (options_.max_bytes != 0 && block_bytes_ + block_size_ > options_.max_bytes) {
     return nullptr;
   }
-  // A SharedArena's sub-arena reserves the block from the shared cap first.
-  if (budget_ != nullptr && !budget_->TryTake(block_size_)) return nullptr;
   ThreadState* local = runtime_->Local();
-  BlockHeader* block = runtime_->TakeBlock(local);
-  if (block == nullptr) {
-    if (budget_ != nullptr) budget_->Give(block_size_);
-    return nullptr;
+  BlockHeader* block = retained_;
+  if (block != nullptr) {
+    // The block kept at the last Reset (never for a SharedArena sub-arena).
+    retained_ = nullptr;
+    if (local != nullptr) ++local->retain_credit;
+  } else {
+    // A SharedArena's sub-arena reserves the block from the shared cap first.
+    if (budget_ != nullptr && !budget_->TryTake(block_size_)) return nullptr;
+    block = runtime_->TakeBlock(local);
+    if (block == nullptr) {
+      if (budget_ != nullptr) budget_->Give(block_size_);
+      return nullptr;
+    }
   }
   block->owner = this;
   ++small_blocks_;
@@ -319,14 +326,7 @@ void Arena::DeallocateLocal(void* p, std::size_t bytes,
   live_bytes_ -= bytes;
   ++deallocations_;
   if (ABSL_PREDICT_FALSE(block->kind == BlockKind::kLarge)) {
-    if (block_bytes_ > peak_held_) peak_held_ = block_bytes_;
-    internal::UnlinkLarge(&large_, block);
-    if (budget_ != nullptr) budget_->Give(block->size);
-    --large_blocks_;
-    block_bytes_ -= block->size;
-    large_bytes_ -= block->size;
-    runtime_->UnmapLarge(block);
-    Publish();  // the mapping leaves in_arena_bytes at once
+    DeallocateLarge(block);
     return;
   }
   char* chunk = static_cast<char*>(p);
@@ -344,6 +344,17 @@ void Arena::DeallocateLocal(void* p, std::size_t bytes,
   if (ABSL_PREDICT_FALSE(published_live_ > live_bytes_ + kPublishSlack)) {
     Publish();
   }
+}
+
+void Arena::DeallocateLarge(BlockHeader* block) noexcept {
+  if (block_bytes_ > peak_held_) peak_held_ = block_bytes_;
+  internal::UnlinkLarge(&large_, block);
+  if (budget_ != nullptr) budget_->Give(block->size);
+  --large_blocks_;
+  block_bytes_ -= block->size;
+  large_bytes_ -= block->size;
+  runtime_->UnmapLarge(block);
+  Publish();  // the mapping leaves in_arena_bytes at once
 }
 
 void Arena::DrainRemote() noexcept {
@@ -377,6 +388,10 @@ void Arena::Publish() noexcept {
   if (const std::int64_t d = delta(large_bytes_, &published_large_bytes_)) {
     runtime_->Count(local, &ThreadCounters::large_bytes, d);
   }
+  if (const std::int64_t d = delta(retained_ != nullptr ? block_size_ : 0,
+                                   &published_retained_bytes_)) {
+    runtime_->Count(local, &ThreadCounters::retained_bytes, d);
+  }
 }
 
 void Arena::AddCleanup(void* node_memory, void* object, void (*destroy)(void*)) {
@@ -387,7 +402,7 @@ void Arena::AddCleanup(void* node_memory, void* object, void (*destroy)(void*)) 
   cleanups_ = node;
 }
 
-void Arena::ReleaseAll() noexcept {
+void Arena::ReleaseAll(bool keep_one) noexcept {
   ClaimOwnership();
   // Destructors may Deallocate into (or even Create in) this arena: run them
   // while every block is still here, until none is left.
@@ -409,24 +424,48 @@ void Arena::ReleaseAll() noexcept {
     ++deallocations_;
     c = next;
   }
-  // Small blocks and spares go back as one list: O(blocks).
+  ThreadState* local = runtime_->Local();
+  RecordFootprint(local);
+  // Blocks go back as one list: O(blocks).
   BlockHeader* head = nullptr;
   std::size_t count = 0;
-  for (BlockHeader* list : {blocks_, spare_}) {
+  auto give_back = [&](BlockHeader* b) {
+    b->owner = nullptr;
+    PoisonMemory(reinterpret_cast<char*>(b) + kBlockHeaderSize,
+                 block_size_ - kBlockHeaderSize);
+    b->next.store(head, std::memory_order_relaxed);
+    head = b;
+    ++count;
+  };
+  if (!keep_one && retained_ != nullptr) {  // destruction: no block stays
+    if (local != nullptr) ++local->retain_credit;
+    give_back(retained_);
+    retained_ = nullptr;
+  }
+  BlockHeader* blocks = blocks_;
+  std::size_t seen = 0;
+  // Reset: keep the current block for the next request (see retained_), if
+  // this thread has credit left.
+  if (keep_one && blocks != nullptr && retained_ == nullptr &&
+      budget_ == nullptr && local != nullptr && local->retain_credit > 0) {
+    --local->retain_credit;
+    retained_ = blocks;
+    blocks = blocks->next.load(std::memory_order_relaxed);
+    retained_->next.store(nullptr, std::memory_order_relaxed);
+    retained_->owner = nullptr;
+    PoisonMemory(reinterpret_cast<char*>(retained_) + kBlockHeaderSize,
+                 block_size_ - kBlockHeaderSize);
+    ++seen;
+  }
+  for (BlockHeader* list : {blocks, spare_}) {
     while (list != nullptr) {
       BlockHeader* next = list->next.load(std::memory_order_relaxed);
-      list->owner = nullptr;
-      PoisonMemory(reinterpret_cast<char*>(list) + kBlockHeaderSize,
-                   block_size_ - kBlockHeaderSize);
-      list->next.store(head, std::memory_order_relaxed);
-      head = list;
-      ++count;
+      give_back(list);
+      ++seen;
       list = next;
     }
   }
-  ARENA_DCHECK(count == small_blocks_, "Arena: lost track of a block");
-  ThreadState* local = runtime_->Local();
-  RecordFootprint(local);
+  ARENA_DCHECK(seen == small_blocks_, "Arena: lost track of a block");
   runtime_->ReturnBlocks(local, head, count);
   while (large_ != nullptr) {
     BlockHeader* next = large_->next.load(std::memory_order_relaxed);
@@ -471,6 +510,7 @@ ArenaStats Arena::stats() const {
   s.block_bytes = block_bytes_;
   s.blocks = small_blocks_ + large_blocks_;
   s.large_blocks = large_blocks_;
+  s.retained_bytes = retained_ != nullptr ? block_size_ : 0;
   s.slow_allocations = slow_allocations_;
   s.deallocations = deallocations_;
   s.resets = resets_;

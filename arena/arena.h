@@ -58,6 +58,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "absl/base/attributes.h"
 #include "absl/base/optimization.h"
 #include "absl/status/status.h"
 #include "arena/config.h"
@@ -221,6 +222,8 @@ class Arena {
   void PushFree(char* chunk, std::size_t size) noexcept;
   void DeallocateLocal(void* p, std::size_t bytes,
                        internal::BlockHeader* block) noexcept;
+  ABSL_ATTRIBUTE_NOINLINE void DeallocateLarge(
+      internal::BlockHeader* block) noexcept;
   void DrainRemote() noexcept;
   void ClaimOwnership() noexcept;
   // Publishes when a block came or went or live bytes moved by 16 KiB.
@@ -232,7 +235,9 @@ class Arena {
   }
   void Publish() noexcept;
   void AddCleanup(void* node, void* object, void (*destroy)(void*));
-  void ReleaseAll() noexcept;
+  // Reset (keep_one: may keep the current block, see retained_) and
+  // destruction (gives everything back).
+  void ReleaseAll(bool keep_one) noexcept;
   void RecordFootprint(internal::ThreadState* local) noexcept;
 
   // Hot: read or written by every Allocate.
@@ -252,6 +257,16 @@ class Arena {
   const ArenaOptions options_;
   internal::BlockHeader* blocks_ = nullptr;  // small blocks, current first
   internal::BlockHeader* spare_ = nullptr;   // reserved, not yet used
+  // The block this arena kept at its last Reset, for its next request: no
+  // trip through the thread cache, and the next request bumps through cache
+  // lines the last one warmed. Not in block_bytes_ (the arena holds no
+  // request memory in it); published as retained bytes. Its header's owner
+  // is null while it waits, so a Deallocate after Reset is still caught in
+  // debug builds. Each thread lets at most kMaxRetainedPerThread arenas
+  // reset on it keep a block (ThreadState::retain_credit), so idle arenas
+  // (10000 keep-alive connections) cannot pin more than that many blocks
+  // per thread; destruction gives the block back.
+  internal::BlockHeader* retained_ = nullptr;
   internal::BlockHeader* large_ = nullptr;   // large mappings (doubly linked)
   std::size_t small_blocks_ = 0;   // in blocks_ and spare_
   std::size_t large_blocks_ = 0;
@@ -278,6 +293,7 @@ class Arena {
   std::size_t published_live_ = 0;
   std::size_t published_block_bytes_ = 0;
   std::size_t published_large_bytes_ = 0;
+  std::size_t published_retained_bytes_ = 0;
   std::atomic<int> busy_{0};  // debug builds: check against concurrent use
   ArenaResource resource_{this};
   // SharedArena (shared_arena.h) drives its per-thread sub-arenas through

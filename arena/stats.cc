@@ -37,6 +37,8 @@ const Field kFields[] = {
                 "Free blocks still mapped whose pages were given back."),
     ARENA_FIELD(large_bytes, false, "Dedicated large mappings held by arenas."),
     ARENA_FIELD(large_cache_bytes, false, "Freed large mappings kept for reuse."),
+    ARENA_FIELD(retained_bytes, false,
+                "Blocks reset arenas keep for their next request."),
     ARENA_FIELD(arenas_created, true, "Arenas constructed."),
     ARENA_FIELD(arenas_destroyed, true, "Arenas destroyed."),
     ARENA_FIELD(resets, true, "Arena resets."),
@@ -132,6 +134,7 @@ std::string ToJson(const ArenaStats& s) {
   return absl::StrCat(
       "{\"live_bytes\":", s.live_bytes, ",\"block_bytes\":", s.block_bytes,
       ",\"blocks\":", s.blocks, ",\"large_blocks\":", s.large_blocks,
+      ",\"retained_bytes\":", s.retained_bytes,
       ",\"slow_allocations\":", s.slow_allocations, ",\"deallocations\":",
       s.deallocations, ",\"resets\":", s.resets,
       ",\"fragmentation\":", Number(s.fragmentation), "}");

@@ -72,6 +72,8 @@ struct ArenaStats {
   std::size_t block_bytes = 0;   // bytes of blocks and large mappings held
   std::size_t blocks = 0;        // blocks and large mappings held
   std::size_t large_blocks = 0;  // of which dedicated large mappings
+  std::size_t retained_bytes = 0;  // a block kept since the last Reset for
+                                   // the next request; not in block_bytes
   std::uint64_t slow_allocations = 0;  // allocations that took the slow path
                                        // (new block, free-list reuse, large)
   std::uint64_t deallocations = 0;  // local and drained remote, since construction
@@ -91,6 +93,8 @@ struct ProcessStats {
   std::size_t decommitted_bytes = 0;    // free blocks kept mapped, pages given back
   std::size_t large_bytes = 0;          // dedicated large mappings in arenas
   std::size_t large_cache_bytes = 0;    // freed large mappings kept for reuse
+  std::size_t retained_bytes = 0;       // blocks reset arenas keep for their
+                                        // next request (part of cached_bytes)
   // Traffic.
   std::uint64_t arenas_created = 0;
   std::uint64_t arenas_destroyed = 0;

@@ -201,4 +201,38 @@ TEST(PublishedStats, LocalFreesReachTheProcessFigures) {
   EXPECT_LT(after.in_arena_bytes, held.in_arena_bytes - (3u << 20) + 1);
 }
 
+
+// Issue 11: a reset arena keeps its current block for its next request (no
+// trip through the thread cache, warm cache lines), but idle arenas cannot
+// pin blocks without bound: at most a few per thread (10000 idle keep-alive
+// connections must not hold 10000 blocks), and destruction gives them back.
+TEST(Retention, ResetKeepsOneBlockAndIdleArenasPinFew) {
+  std::thread([] {
+    const std::uintptr_t mask = ~(std::uintptr_t{kBlock} - 1);
+    {
+      arena::Arena a;
+      auto* first = static_cast<char*>(a.Allocate(100));
+      a.Reset();
+      EXPECT_EQ(a.stats().block_bytes, 0u);
+      EXPECT_EQ(a.stats().retained_bytes, kBlock);
+      auto* again = static_cast<char*>(a.Allocate(100));
+      EXPECT_EQ(reinterpret_cast<std::uintptr_t>(again) & mask,
+                reinterpret_cast<std::uintptr_t>(first) & mask);
+      EXPECT_EQ(a.stats().retained_bytes, 0u);
+    }
+    const std::size_t before = arena::GlobalStats().retained_bytes;
+    std::vector<std::unique_ptr<arena::Arena>> idle;
+    for (int i = 0; i < 10000; ++i) {
+      idle.push_back(std::make_unique<arena::Arena>());
+      idle.back()->Allocate(100);
+      idle.back()->Reset();
+    }
+    const std::size_t kept = arena::GlobalStats().retained_bytes - before;
+    EXPECT_LE(kept, 4 * kBlock);
+    EXPECT_GT(kept, 0u);
+    idle.clear();
+    EXPECT_EQ(arena::GlobalStats().retained_bytes, before);
+  }).join();
+}
+
 }  // namespace

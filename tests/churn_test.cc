@@ -4,6 +4,7 @@
 // sanitizers. At the end every block is accounted for (the runtime's
 // retire path flushed each cache) and Trim gives everything back.
 #include <atomic>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -21,7 +22,8 @@ TEST(Churn, ShortLivedThreadsLoseNothing) {
   const std::uint64_t threads_before = arena::GlobalStats().threads;
   // The long-lived arena: the main thread allocates chunks into it; churn
   // threads free them remotely; the main thread drains at its slow paths.
-  arena::Arena shared;
+  auto shared_owner = std::make_unique<arena::Arena>();
+  arena::Arena& shared = *shared_owner;
   std::mutex mu;
   std::vector<std::pair<void*, std::size_t>> to_free;
   std::atomic<int> started{0};
@@ -73,10 +75,14 @@ TEST(Churn, ShortLivedThreadsLoseNothing) {
   EXPECT_EQ(s.threads, threads_before + (threads_before == 0 ? 1 : 0));
   EXPECT_EQ(s.live_bytes, 0u);
   EXPECT_EQ(s.in_arena_bytes, 0u);
-  // Every block is in this thread's cache or the depot.
-  EXPECT_EQ(s.committed_bytes,
-            s.thread_cache_bytes + s.depot_bytes + s.large_cache_bytes)
+  // Every block is in this thread's cache, the depot, or kept by the reset
+  // arena for its next request (at most one block).
+  EXPECT_EQ(s.committed_bytes, s.thread_cache_bytes + s.depot_bytes +
+                                   s.large_cache_bytes + s.retained_bytes)
       << arena::ToJson(s);
+  EXPECT_LE(s.retained_bytes, arena::CurrentConfig().block_size);
+  shared_owner.reset();  // destruction gives the kept block back
+  EXPECT_EQ(arena::GlobalStats().retained_bytes, 0u);
   arena::Trim();
   EXPECT_EQ(arena::GlobalStats().mapped_bytes, 0u);
 }

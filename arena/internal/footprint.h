@@ -43,20 +43,16 @@ class FootprintRecorder {
   FootprintRecorder(const FootprintRecorder&) = delete;
   FootprintRecorder& operator=(const FootprintRecorder&) = delete;
 
-  // The owning thread only. Called at every Reset: kept lean (single
-  // writer: load + store, no RMW; sums and maxima share two cache lines).
+  // The owning thread only. Called at every Reset: straight-line code over
+  // constant offsets (single writer: load + store, no RMW; the sums and
+  // maxima of all six share two cache lines).
   void Add(const RequestFootprint& request) {
-    for (int m = 0; m < kFootprintMetrics; ++m) {
-      const std::uint64_t v = request.values[m];
-      std::atomic<std::uint64_t>& bucket = buckets_[m][Histogram::BucketOf(v)];
-      bucket.store(bucket.load(std::memory_order_relaxed) + 1,
-                   std::memory_order_relaxed);
-      sum_[m].store(sum_[m].load(std::memory_order_relaxed) + v,
-                    std::memory_order_relaxed);
-      if (v > max_[m].load(std::memory_order_relaxed)) {
-        max_[m].store(v, std::memory_order_relaxed);
-      }
-    }
+    Record<kPeakLiveBytes>(request.values[kPeakLiveBytes]);
+    Record<kHeldBytes>(request.values[kHeldBytes]);
+    Record<kWasteBytes>(request.values[kWasteBytes]);
+    Record<kBlocks>(request.values[kBlocks]);
+    Record<kSlowPaths>(request.values[kSlowPaths]);
+    Record<kLargeAllocations>(request.values[kLargeAllocations]);
   }
   // Any thread (the recorder of exited threads).
   void AddShared(const RequestFootprint& request);
@@ -66,6 +62,18 @@ class FootprintRecorder {
   void MergeInto(FootprintStats* out) const;
 
  private:
+  template <int kMetric>
+  void Record(std::uint64_t v) {
+    std::atomic<std::uint64_t>& bucket = buckets_[kMetric][Histogram::BucketOf(v)];
+    bucket.store(bucket.load(std::memory_order_relaxed) + 1,
+                 std::memory_order_relaxed);
+    sum_[kMetric].store(sum_[kMetric].load(std::memory_order_relaxed) + v,
+                        std::memory_order_relaxed);
+    if (v > max_[kMetric].load(std::memory_order_relaxed)) {
+      max_[kMetric].store(v, std::memory_order_relaxed);
+    }
+  }
+
   std::atomic<std::uint64_t> sum_[kFootprintMetrics]{};
   std::atomic<std::uint64_t> max_[kFootprintMetrics]{};
   std::atomic<std::uint64_t> buckets_[kFootprintMetrics][Histogram::kBuckets]{};

@@ -264,7 +264,7 @@ void Runtime::Unregister(ThreadState* state) {
        {&ThreadCounters::live_bytes, &ThreadCounters::in_arena_bytes,
         &ThreadCounters::large_bytes, &ThreadCounters::arenas_created,
         &ThreadCounters::arenas_destroyed, &ThreadCounters::resets,
-        &ThreadCounters::large_allocations}) {
+        &ThreadCounters::large_allocations, &ThreadCounters::retained_bytes}) {
     (retired_.*f)
         .fetch_add((state->counters.*f).load(std::memory_order_relaxed),
                    std::memory_order_relaxed);
@@ -355,7 +355,7 @@ ProcessStats Runtime::Stats() {
   s.depot_pushes = ds.pushes;
   s.released_bytes = ds.released_bytes + large_cache_.released_bytes();
   std::int64_t live = 0, in_arena = 0, large = 0, created = 0, destroyed = 0,
-               resets = 0, large_allocs = 0;
+               resets = 0, large_allocs = 0, retained = 0;
   auto add = [&](const ThreadCounters& c) {
     live += c.live_bytes.load(std::memory_order_relaxed);
     in_arena += c.in_arena_bytes.load(std::memory_order_relaxed);
@@ -364,6 +364,7 @@ ProcessStats Runtime::Stats() {
     destroyed += c.arenas_destroyed.load(std::memory_order_relaxed);
     resets += c.resets.load(std::memory_order_relaxed);
     large_allocs += c.large_allocations.load(std::memory_order_relaxed);
+    retained += c.retained_bytes.load(std::memory_order_relaxed);
   };
   {
     MutexLock lock(&registry_mu_);
@@ -392,7 +393,9 @@ ProcessStats Runtime::Stats() {
   s.resets = clamp(resets);
   s.large_allocations = clamp(large_allocs);
   s.large_cache_bytes = large_cache_.bytes();
-  s.cached_bytes = s.thread_cache_bytes + s.depot_bytes + s.large_cache_bytes;
+  s.retained_bytes = clamp(retained);
+  s.cached_bytes = s.thread_cache_bytes + s.depot_bytes + s.large_cache_bytes +
+                   s.retained_bytes;
   s.fragmentation = FragmentationRatio(s.committed_bytes, s.live_bytes);
   return s;
 }

@@ -45,6 +45,7 @@ struct ThreadCounters {
   std::atomic<std::int64_t> arenas_destroyed{0};
   std::atomic<std::int64_t> resets{0};
   std::atomic<std::int64_t> large_allocations{0};
+  std::atomic<std::int64_t> retained_bytes{0};
 };
 
 using CounterField = std::atomic<std::int64_t> ThreadCounters::*;
@@ -59,6 +60,14 @@ struct ThreadState {
   // Set by the release thread when this cache sat idle for the release
   // delay; read and cleared by the owner in OnThreadIdle. Relaxed: a hint.
   std::atomic<bool> trim_requested{false};
+  // How many more arenas reset on this thread may keep a block across the
+  // Reset (Arena::retained_): kMaxRetainedPerThread minus those kept here,
+  // plus those given back here. Owner-only. Every thread's credit is at most
+  // kMaxRetainedPerThread, so the blocks kept in all arenas, the sum over
+  // threads of (kMaxRetainedPerThread - credit), are at most
+  // kMaxRetainedPerThread per thread that ever reset an arena.
+  static constexpr std::int64_t kMaxRetainedPerThread = 4;
+  std::int64_t retain_credit = kMaxRetainedPerThread;
   // Owner-only bookkeeping for OnThreadIdle.
   std::uint64_t idle_ops = 0;
   std::int64_t idle_since_ms = 0;
