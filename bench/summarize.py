@@ -94,6 +94,69 @@ plot {plots}
     return png
 
 
+def shared_section(results, path):
+    """Tables and a plot for bench/shared_bench (SharedArena vs its peers)."""
+    scale = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}
+    # cells[m][threads][peer] = (microseconds per request, depot ops per request)
+    cells = defaultdict(lambda: defaultdict(dict))
+    with open(path) as f:
+        doc = json.load(f)
+    for b in doc["benchmarks"]:
+        if b.get("aggregate_name") != "median":
+            continue
+        m = re.match(r"BM_Request<(\w+)>/threads:(\d+)/M:(\d+)", b["run_name"])
+        if not m:
+            continue
+        peer = re.sub(r"(?<!^)(?=[A-Z])", "_", m.group(1)).lower()
+        us = b["real_time"] * scale[b["time_unit"]]
+        cells[int(m.group(3))][int(m.group(2))][peer] = (us, b.get("depot_ops_per_req"))
+    out = ["## parallel requests (SharedArena)\n",
+           "One request = a `tbb::parallel_for` over 32 tasks, each making M allocations of "
+           "16-256 B that outlive the task, then one bulk free (`bench/shared_bench.cc`). "
+           "Threads set with `tbb::global_control`. `shared_pooled`: one SharedArena Reset per "
+           "request; `shared_fresh`: one made per request; protobuf's thread-safe Arena the "
+           "same two ways; a `tbb::memory_pool` shared by the tasks; "
+           "`std::pmr::synchronized_pool_resource`; malloc/free. **peer time / shared_pooled "
+           "time**: above 1 means SharedArena is faster.\n"]
+    for mval in sorted(cells):
+        for t in sorted(cells[mval]):
+            row = cells[mval][t]
+            ref = row.get("shared_pooled", (None, None))[0]
+            out.append(f"### M = {mval}, {t} thread{'s' if t > 1 else ''}\n")
+            out.append("| peer | us per request | peer time / shared_pooled time | depot ops/request |")
+            out.append("|---|---:|---:|---:|")
+            for peer, (us, ops) in sorted(row.items(), key=lambda kv: kv[1][0]):
+                ratio = fmt(us / ref) if ref else "-"
+                ops_s = f"{ops:.3f}" if ops is not None else ""
+                out.append(f"| {peer} | {us:.1f} | {ratio} | {ops_s} |")
+            out.append("")
+        peers = sorted({p for t in cells[mval] for p in cells[mval][t]})
+        threads = sorted(cells[mval])
+        dat = os.path.join(results, "raw", f"shared_m{mval}.dat")
+        with open(dat, "w") as f:
+            f.write("threads " + " ".join(peers) + "\n")
+            for t in threads:
+                f.write(str(t) + " " + " ".join(
+                    f"{1e6 / cells[mval][t][p][0]:.1f}" if p in cells[mval][t] else "NaN"
+                    for p in peers) + "\n")
+        png = f"shared_m{mval}_threads.png"
+        plots = ", ".join(f"'{dat}' using 1:{i + 2} with linespoints lw 2 title '{p}'"
+                          for i, p in enumerate(peers))
+        gnuplot(f"""set terminal pngcairo size 1000,560 noenhanced
+set output '{os.path.join(results, png)}'
+set title 'parallel requests, M = {mval} allocations per task'
+set xlabel 'threads'
+set ylabel 'requests per second'
+set xtics 1
+set key outside right
+set grid
+set logscale y
+plot {plots}
+""")
+        out.append(f"![parallel requests, M = {mval}]({png})\n")
+    return out
+
+
 def main():
     results = sys.argv[1] if len(sys.argv) > 1 else "bench/results"
     raw = os.path.join(results, "raw")
@@ -192,6 +255,11 @@ set grid
 plot {", ".join(plots)}
 """)
             out.append("![RSS over time](frag_rss.png)\n")
+
+    # Parallel requests: SharedArena (bench/shared_bench.cc).
+    shared_path = os.path.join(raw, "shared.json")
+    if os.path.exists(shared_path):
+        out.extend(shared_section(results, shared_path))
 
     out.append("## throughput versus threads\n")
     for key, title, png in [
