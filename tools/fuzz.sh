@@ -18,7 +18,7 @@ if ((${#targets[@]} == 0)); then
   for dir in tests/fuzz/corpus/*/; do targets+=("$(basename "$dir")"); done
 fi
 tools/setup.sh clang
-base=${ARENA_FUZZ_OUTPUT_BASE:-$HOME/.cache/arena-fuzz-bazel}
+base=${FUZZ_OUTPUT_BASE:-$HOME/.cache/arena-fuzz-bazel}
 prefix=$(mktemp -d)/
 labels=()
 for t in "${targets[@]}"; do labels+=("//tests/fuzz:${t}_fuzzer"); done
