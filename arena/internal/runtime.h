@@ -61,11 +61,13 @@ struct ThreadState {
   // delay; read and cleared by the owner in OnThreadIdle. Relaxed: a hint.
   std::atomic<bool> trim_requested{false};
   // How many more arenas reset on this thread may keep a block across the
-  // Reset (Arena::retained_): kMaxRetainedPerThread minus those kept here,
-  // plus those given back here. Owner-only. Every thread's credit is at most
-  // kMaxRetainedPerThread, so the blocks kept in all arenas, the sum over
-  // threads of (kMaxRetainedPerThread - credit), are at most
-  // kMaxRetainedPerThread per thread that ever reset an arena.
+  // Reset (Arena::retained_): kMaxRetainedPerThread, minus the blocks kept
+  // by Resets on this thread, plus those taken back into use or given back
+  // on it (which may be blocks kept on another thread). Owner-only. Invariant:
+  // blocks kept in all arenas == sum over threads of (kMaxRetainedPerThread -
+  // credit), and a thread keeps a block only while its credit is positive,
+  // so credit >= 0 and at most kMaxRetainedPerThread blocks are kept per
+  // thread that reset an arena (an exited thread's term stays in the sum).
   static constexpr std::int64_t kMaxRetainedPerThread = 4;
   std::int64_t retain_credit = kMaxRetainedPerThread;
   // Owner-only bookkeeping for OnThreadIdle.
