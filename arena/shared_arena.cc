@@ -23,8 +23,14 @@ constexpr std::int64_t kResetting = std::numeric_limits<std::int64_t>::min() / 2
 
 // The options of every sub-arena: the SharedArena's, without the cap (the
 // shared budget enforces it for all of them together).
+// A sub-arena's options: no cap of its own (the shared budget caps them
+// all), and no first reservation beyond one block: one thread's hint
+// (first_block_hint, adaptive sizing) would otherwise reserve spare blocks
+// from the shared cap that other threads then cannot have.
 ArenaOptions SubOptions(ArenaOptions options) {
   options.max_bytes = 0;
+  options.first_block_hint = 1;
+  options.adaptive_first_block = ArenaOptions::Adaptive::kOff;
   return options;
 }
 
@@ -47,9 +53,12 @@ SharedArena::SharedArena(const ArenaOptions& options)
 SharedArena::~SharedArena() {
   BeginExclusive();
   RunCleanups();
+  // Each sub-arena's ~Arena gives its blocks to this thread's cache and its
+  // bytes back to budget_; inside the exclusive section, so that the debug
+  // check covers it too.
+  subs_.clear();
+  subs_head_.store(nullptr, std::memory_order_relaxed);
   EndExclusive();
-  // subs_ is destroyed next: each sub-arena's ~Arena gives its blocks to
-  // this thread's cache and its bytes back to budget_.
 }
 
 SharedArena::Sub* SharedArena::LocalSlow() {

@@ -44,8 +44,15 @@
 // reserves every block and large mapping from one shared atomic budget before
 // it takes it, so racing threads never hold more than max_bytes together;
 // past it Allocate throws std::bad_alloc and TryAllocate returns nullptr on
-// every thread, and the arena stays usable (memory freed or Reset makes room
-// again). first_block_hint and adaptive_first_block apply to each sub-arena.
+// every thread, and the arena stays usable. Room comes back per sub-arena: a
+// sub-arena keeps the blocks it took until Reset (memory freed inside a
+// block makes room in that block, for that thread), and a large allocation
+// freed gives its bytes back to the cap at once on the thread that owns it,
+// or when that sub-arena next drains its remote frees (its next slow path)
+// or at Reset. So a cap needs headroom of about one block per thread that
+// allocates. Sub-arenas make no first reservation beyond one block
+// (first_block_hint and adaptive_first_block do not apply to them): one
+// thread's hint would take shared room the others need.
 //
 // Thread identity. oneTBB's enumerable_thread_specific keys sub-arenas by
 // the native thread id, which the OS reuses: a thread created after another
@@ -130,8 +137,8 @@ class SharedArena {
   // the process cap, or when the OS refuses.
   void* Allocate(std::size_t bytes,
                  std::size_t alignment = alignof(std::max_align_t)) {
-    Sub* sub = Local();
     UseGuard guard(this);
+    Sub* sub = Local();
     Arena& a = *sub;
     if (ABSL_PREDICT_TRUE(a.CanBumpFast(bytes, alignment))) {
       void* p = a.BumpFast(bytes);
@@ -144,8 +151,9 @@ class SharedArena {
   // The same, returning nullptr instead of throwing.
   void* TryAllocate(std::size_t bytes,
                     std::size_t alignment = alignof(std::max_align_t)) noexcept {
-    Sub* sub = Local();
     UseGuard guard(this);
+    Sub* sub = LocalOrNull();
+    if (ABSL_PREDICT_FALSE(sub == nullptr)) return nullptr;
     Arena& a = *sub;
     if (ABSL_PREDICT_TRUE(a.CanBumpFast(bytes, alignment))) {
       void* p = a.BumpFast(bytes);
@@ -162,8 +170,8 @@ class SharedArena {
   // destructible T gets its destructor run at Reset/~SharedArena.
   template <class T, class... Args>
   T* Create(Args&&... args) {
-    Sub* sub = Local();
     UseGuard guard(this);
+    Sub* sub = Local();
     T* object = sub->template Create<T>(std::forward<Args>(args)...);
     Mirror(sub);
     return object;
@@ -172,8 +180,8 @@ class SharedArena {
   // Runs `cleanup(arg)` at Reset/~SharedArena, before the cleanups that the
   // calling thread registered earlier in this arena.
   void RegisterCleanup(void (*cleanup)(void*), void* arg) {
-    Sub* sub = Local();
     UseGuard guard(this);
+    Sub* sub = Local();
     sub->RegisterCleanup(cleanup, arg);
     Mirror(sub);
   }
@@ -209,7 +217,9 @@ class SharedArena {
     explicit Sub(SharedArena* parent);
     SharedArena* const parent;
     Sub* next = nullptr;  // SharedArena::subs_ list; set before publication
-    std::atomic<std::size_t> live_bytes{0};
+    // Mirrors for stats(), written by the owner on every Allocate: their own
+    // line, away from the remote-free line of the Arena base.
+    alignas(64) std::atomic<std::size_t> live_bytes{0};
     std::atomic<std::size_t> block_bytes{0};
     std::atomic<std::size_t> blocks{0};
     std::atomic<std::size_t> large_blocks{0};
@@ -239,6 +249,17 @@ class SharedArena {
     const internal::SharedArenaTls& tls = internal::tls_shared_arena;
     if (ABSL_PREDICT_TRUE(tls.id == id_)) return static_cast<Sub*>(tls.sub);
     return LocalSlow();
+  }
+  // As Local(), for noexcept paths: nullptr when the thread's sub-arena
+  // cannot be allocated (oneTBB allocates it with operator new).
+  Sub* LocalOrNull() noexcept {
+    const internal::SharedArenaTls& tls = internal::tls_shared_arena;
+    if (ABSL_PREDICT_TRUE(tls.id == id_)) return static_cast<Sub*>(tls.sub);
+    try {
+      return LocalSlow();
+    } catch (...) {
+      return nullptr;
+    }
   }
   Sub* LocalSlow();
   void* AllocateSlow(Sub* sub, std::size_t bytes, std::size_t alignment) noexcept;

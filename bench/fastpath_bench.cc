@@ -2,8 +2,8 @@
 // physical floor (a bare bump pointer over a hot buffer) and glibc malloc,
 // measured in one run; plus the cost of Reset by number of blocks.
 //
-//   bazel run -c opt //bench:fastpath_bench -- --benchmark_repetitions=5 \
-//       --benchmark_report_aggregates_only=true
+//   bazel run -c opt //bench:fastpath_bench -- --benchmark_repetitions=5
+//       --benchmark_report_aggregates_only=true   (one command line)
 //
 // Each iteration is a batch of kBatch allocations followed by the matching
 // release (Reset, cursor rewind, or frees), so the figure per allocation

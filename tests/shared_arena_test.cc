@@ -477,4 +477,21 @@ TEST(SharedArenaDeathTest, ResetWhileATaskUsesItAborts) {
 }
 #endif
 
+
+// Review finding: one thread's first reservation (first_block_hint) must not
+// take the shared cap from the others; sub-arenas reserve one block.
+TEST(SharedArena, FirstBlockHintDoesNotStarveOtherThreads) {
+  arena::ArenaOptions options;
+  options.max_bytes = 4 * kBlock;
+  options.first_block_hint = 4 * kBlock;
+  arena::SharedArena shared(options);
+  void* first = shared.TryAllocate(16);
+  ASSERT_NE(first, nullptr);
+  void* other = nullptr;
+  std::thread t([&] { other = shared.TryAllocate(16); });
+  t.join();
+  EXPECT_NE(other, nullptr);
+  EXPECT_LE(shared.reserved_bytes(), 2 * kBlock);
+}
+
 }  // namespace

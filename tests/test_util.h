@@ -51,7 +51,8 @@ inline bool Check(const void* p, std::size_t n, std::uint64_t seed) {
 }
 
 constexpr bool kUnderSanitizer =
-#if defined(ABSL_HAVE_ADDRESS_SANITIZER) || defined(ABSL_HAVE_THREAD_SANITIZER)
+#if defined(ABSL_HAVE_ADDRESS_SANITIZER) || defined(ABSL_HAVE_THREAD_SANITIZER) || \
+    defined(ARENA_UBSAN)
     true;
 #else
     false;

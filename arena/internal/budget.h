@@ -1,9 +1,12 @@
 // SharedBudget: one cap on the block bytes of several arenas.
 //
 // A SharedArena gives each of its per-thread sub-arenas a pointer to one
-// SharedBudget. A sub-arena reserves from it before it takes memory (one
-// block, or one large mapping) and gives the bytes back when it returns that
-// memory (Reset, destruction, Deallocate of a large allocation), so that
+// SharedBudget. A sub-arena reserves from it when it takes memory (a block
+// before taking it; a large mapping, which may be up to twice the need when
+// it comes from the large cache, right after mapping it, never more than
+// available() allows, unmapping it again if the reservation fails) and gives
+// the bytes back when it returns that memory (Reset, destruction, the owner's
+// Deallocate or drain of a large allocation), so that
 // `used() <= limit()` holds at every instant however many threads race:
 // every change is one atomic read-modify-write on `used_`, and a reservation
 // that would pass the limit is refused without changing it.
