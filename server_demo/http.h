@@ -30,8 +30,9 @@
 #include <functional>
 #include <memory_resource>
 #include <string>
+#include <unordered_map>
 
-#include "absl/container/flat_hash_map.h"
+#include "absl/hash/hash.h"
 #include "absl/strings/string_view.h"
 
 namespace server_demo {
@@ -45,7 +46,13 @@ struct HttpLimits {
 
 // Header names are lower-cased; values have surrounding spaces and tabs
 // removed. Repeated headers are joined with ", " (RFC 9110 5.3).
-using HeaderMap = absl::flat_hash_map<
+// std::unordered_map, not absl::flat_hash_map: the map allocates from the
+// request's capped resource, which throws at the cap, and Debian's Abseil
+// (20220623) records a table's new capacity before allocating it, so a
+// throwing allocation leaves a table that later frees with the wrong size
+// (into the arena's free lists: a chunk filed under a larger class).
+// unordered_map's insert and rehash leave the map as it was.
+using HeaderMap = std::unordered_map<
     absl::string_view, absl::string_view, absl::Hash<absl::string_view>,
     std::equal_to<absl::string_view>,
     std::pmr::polymorphic_allocator<
