@@ -41,18 +41,12 @@ std::int64_t NowMs() {
       .count();
 }
 
-void* CountingResource::do_allocate(std::size_t bytes, std::size_t alignment) {
-  if (bytes > limit_ || used_ + bytes > limit_) throw std::bad_alloc();
-  void* p = upstream_->allocate(bytes, alignment);
-  used_ += bytes;
-  return p;
-}
-
 Connection::Connection(LoopContext* loop, int fd, std::int64_t now)
     : loop_(loop),
       fd_(fd),
       parser_(HttpLimits{loop->config->max_header_bytes, loop->config->max_body_bytes}),
       last_active_ms_(now) {
+  memory_.SetLiveGauge(&loop->metrics->live_request_bytes);
   if (cfg().allocator == "arena" && cfg().arena_scope == "connection") {
     arena::ArenaOptions options;
     options.max_bytes = cfg().request_memory_limit + (1 << 20);
@@ -63,6 +57,8 @@ Connection::Connection(LoopContext* loop, int fd, std::int64_t now)
 Connection::~Connection() {
   for (Pending& p : out_) Release(p);
   out_.clear();
+  // What is left lives in the connection arena, destroyed with us.
+  memory_.DropLive(memory_.live());
   if (pinned_ != 0) loop_->shared->pinned_bytes.fetch_sub(pinned_, std::memory_order_relaxed);
 }
 
@@ -127,7 +123,36 @@ void Connection::Release(Pending& p) {
     memory_.deallocate(p.wire, sizeof(std::pmr::string), alignof(std::pmr::string));
   }
   p.wire = nullptr;
-  p.request_arena.reset();
+  if (p.request_arena != nullptr) {
+    p.request_arena.reset();
+    memory_.DropLive(p.live);
+    p.live = 0;
+  }
+}
+
+void Connection::ResetArena() {
+  arena_->Reset();
+  memory_.DropLive(memory_.live());
+}
+
+void Connection::RecordFootprint(const Pending& p) {
+  std::size_t slow = 0;
+  if (arena_ != nullptr) {
+    slow = arena_->stats().slow_allocations - slow_at_begin_;
+  } else if (p.request_arena != nullptr) {
+    slow = p.request_arena->stats().slow_allocations;
+  }
+  const std::size_t held = memory_.PeakHeld();
+  const std::size_t peak = memory_.peak_live();
+  RequestFootprint& f = loop_->metrics->footprint;
+  f.requested_bytes.Record(memory_.used());
+  f.small_bytes.Record(memory_.small_bytes());
+  f.held_bytes.Record(held);
+  f.waste_bytes.Record(held > peak ? held - peak : 0);
+  f.slow_paths.Record(slow);
+  f.large_allocations.Record(memory_.large_allocations());
+  ServerMetrics::Add(loop_->metrics->peak_live_bytes_total, std::min(peak, held));
+  ServerMetrics::Add(loop_->metrics->held_bytes_total, held);
 }
 
 void Connection::Queue(Pending&& p, std::int64_t now) {
@@ -251,7 +276,20 @@ bool Connection::ServeOne(std::size_t* consumed, std::int64_t now) {
     p.request_arena = std::make_unique<arena::Arena>(options);
     upstream = p.request_arena->resource();
   }
-  memory_.Begin(upstream, cfg().request_memory_limit);
+  slow_at_begin_ = arena_ != nullptr ? arena_->stats().slow_allocations : 0;
+  memory_.Begin(upstream, arena_ != nullptr ? arena_.get() : p.request_arena.get(),
+                cfg().request_memory_limit, loop_->shared->config.arena.large_threshold);
+  const std::int64_t live_before = memory_.live();
+  // A request arena not queued (the head is incomplete) dies with `p`:
+  // take what is left in it off the live count. Runs before p's destructor.
+  struct DropUnqueued {
+    Connection* c;
+    Pending* p;
+    std::int64_t before;
+    ~DropUnqueued() {
+      if (p->request_arena != nullptr) c->memory_.DropLive(c->memory_.live() - before);
+    }
+  } drop_unqueued{this, &p, live_before};
   int status = 0;
   const absl::string_view input = absl::string_view(in_).substr(*consumed);
   try {
@@ -297,6 +335,8 @@ bool Connection::ServeOne(std::size_t* consumed, std::int64_t now) {
       }
     }
   } catch (const std::bad_alloc&) {
+    if (p.request_arena != nullptr) p.live = memory_.live() - live_before;
+    RecordFootprint(p);
     Release(p);
     status = 503;
     loop_->metrics->CountReject(RejectReason::kRequestMemory);
@@ -306,6 +346,8 @@ bool Connection::ServeOne(std::size_t* consumed, std::int64_t now) {
     finish_reason_ = CloseReason::kOverload;  // (even if finished before the throw)
   }
   if (p.wire != nullptr) {
+    if (p.request_arena != nullptr) p.live = memory_.live() - live_before;
+    RecordFootprint(p);
     p.data = p.wire->data();
     p.size = p.wire->size();
     if (p.request_arena != nullptr) {
@@ -365,7 +407,7 @@ bool Connection::Flush(std::int64_t now) {
       // Every response written: the connection's request memory goes back
       // in one Reset, and the client's clocks restart (they do not run
       // while the client waits for us).
-      if (arena_ != nullptr && !finished_) arena_->Reset();
+      if (arena_ != nullptr && !finished_) ResetArena();
       last_active_ms_ = now;
       if (head_start_ms_ != 0) head_start_ms_ = now;
       if (window_start_ms_ != 0) {

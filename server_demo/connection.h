@@ -24,6 +24,7 @@
 
 #include "absl/strings/string_view.h"
 #include "arena/arena.h"
+#include "server_demo/counting_resource.h"
 #include "server_demo/handlers.h"
 #include "server_demo/http.h"
 #include "server_demo/metrics.h"
@@ -69,31 +70,6 @@ struct LoopContext {
   std::vector<int> ready;  // fds with buffered requests left to serve
 };
 
-// Counts what a request allocates and enforces the per-request cap; forwards
-// to the request's arena or to the global heap. Owned by its connection.
-class CountingResource final : public std::pmr::memory_resource {
- public:
-  void Begin(std::pmr::memory_resource* upstream, std::size_t limit) {
-    upstream_ = upstream;
-    limit_ = limit;
-    used_ = 0;
-  }
-  std::size_t used() const { return used_; }
-  std::size_t limit() const { return limit_; }
-
- private:
-  void* do_allocate(std::size_t bytes, std::size_t alignment) override;
-  void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override {
-    upstream_->deallocate(p, bytes, alignment);
-  }
-  bool do_is_equal(const std::pmr::memory_resource& o) const noexcept override {
-    return this == &o;
-  }
-  std::pmr::memory_resource* upstream_ = std::pmr::new_delete_resource();
-  std::size_t limit_ = 0;
-  std::size_t used_ = 0;
-};
-
 class Connection {
  public:
   Connection(LoopContext* loop, int fd, std::int64_t now);
@@ -127,6 +103,7 @@ class Connection {
     std::size_t size = 0;
     std::size_t written = 0;
     std::size_t pinned = 0;  // request scope / malloc: memory it holds
+    std::int64_t live = 0;   // request scope: its bytes still allocated
   };
 
   const ServerConfig& cfg() const { return *loop_->config; }
@@ -136,10 +113,13 @@ class Connection {
   // One request from the buffered input: false when nothing more can be
   // served now. `*consumed`: input bytes used so far.
   bool ServeOne(std::size_t* consumed, std::int64_t now);
+  // Records what the request just served cost its allocator.
+  void RecordFootprint(const Pending& p);
   bool Flush(std::int64_t now);
   void Queue(Pending&& p, std::int64_t now);
   void QueueStatic(absl::string_view bytes, std::int64_t now);
   void Release(Pending& p);
+  void ResetArena();  // connection scope: every response written
   void SyncPinned();
   void UpdateInterest();
   void UpdateTimers(std::int64_t now);
@@ -157,6 +137,7 @@ class Connection {
   std::int64_t pinned_ = 0;    // this connection's share of ServerShared::pinned_bytes
   std::unique_ptr<arena::Arena> arena_;  // arena_scope = "connection"
   CountingResource memory_;
+  std::uint64_t slow_at_begin_ = 0;  // connection arena's slow paths at the request's start
   bool reading_ = true;          // EPOLLIN registered
   bool want_write_ = false;      // EPOLLOUT registered
   bool continue_sent_ = false;   // "100 Continue" sent for the pending request

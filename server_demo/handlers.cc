@@ -1,10 +1,14 @@
 #include "server_demo/handlers.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <new>
 #include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "arena/shared_arena.h"
+#include "server_demo/wordcount.h"
 
 namespace server_demo {
 namespace {
@@ -160,6 +164,35 @@ int HandleRequest(const HttpRequest& r, std::pmr::memory_resource* memory,
     }
     std::pmr::string body(memory);
     BuildJsonItems(items, memory, &body);
+    return Respond(wire, r, 200, "application/json", body);
+  }
+  if (path == "/wordcount") {
+    if (r.method != "POST") return Respond(wire, r, 405, "text/plain", "use POST\n");
+    std::size_t chunks = WordCountDefaultChunks(r.body.size());
+    const absl::string_view arg = QueryParam(r.query, "chunks");
+    if (!arg.empty() &&
+        (!absl::SimpleAtoi(arg, &chunks) || chunks == 0 || chunks > kWordCountMaxChunks)) {
+      return Respond(wire, r, 400, "text/plain", "chunks must be 1 to 256\n");
+    }
+    if (context.config->allocator != "arena") {
+      // Malloc mode: the tasks allocate from `memory` (the request's
+      // counting resource over the heap), their calls serialized.
+      std::pmr::string body(memory);
+      WordCountJson(r.body, chunks, memory, &body);
+      return Respond(wire, r, 200, "application/json", body);
+    }
+    // The tasks' memory: a SharedArena capped at what the request has left
+    // (a std::bad_alloc past it becomes the server's 503). Its blocks and
+    // the response together must fit in that too.
+    arena::ArenaOptions options;
+    options.max_bytes = std::max<std::size_t>(context.memory_left, 1);
+    arena::SharedArena shared(options);
+    std::pmr::string body(shared.resource());
+    WordCountJson(r.body, chunks, &shared, &body);
+    if (shared.reserved_bytes() > context.memory_left ||
+        kResponseHeadBytes + body.size() > context.memory_left - shared.reserved_bytes()) {
+      throw std::bad_alloc();
+    }
     return Respond(wire, r, 200, "application/json", body);
   }
   if (path == "/stats") {

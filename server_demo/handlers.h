@@ -7,6 +7,12 @@
 //   GET  /json?items=N   N records built from pmr strings and vectors; 400
 //                        past json_max_items, 503 (before any work) when
 //                        JsonCostBound(N) exceeds the request's memory left
+//   POST /wordcount      word counts of the body as JSON, counted in parallel
+//                        (oneTBB; see wordcount.h); ?chunks=N (1..256) sets
+//                        the split. In arena mode the work's memory is a
+//                        SharedArena capped at the request's memory left
+//                        (each thread that takes part holds at least one
+//                        block of it); past the cap, 503
 //   GET  /stats          {"server": {...}, "allocator": {...}}
 //   GET  /metrics        the same, Prometheus text
 //   GET  /healthz        "ok"

@@ -233,9 +233,12 @@ ParseResult RequestParser::Parse(absl::string_view input, std::pmr::memory_resou
       }
       if (input.size() - pos == 1 && input[pos] == '\r') return incomplete();
     }
-    // Find the end of the head, scanning only bytes not scanned before.
+    // Find the end of the head, scanning only bytes not scanned before, and
+    // none past the longest head allowed and its "\r\n\r\n" (skipped_ <=
+    // max_header_bytes here): past that the answer is 431 whatever the
+    // bytes are, so the outcome does not depend on how the input was split.
     const char* base = input.data() + pos;
-    const std::size_t n = input.size() - pos;
+    const std::size_t n = std::min(input.size() - pos, limits_.max_header_bytes + 4 - skipped_);
     std::size_t i = head_scan_;
     std::size_t head_size = absl::string_view::npos;
     while (i < n) {
@@ -341,16 +344,23 @@ ParseResult RequestParser::ParseBody(absl::string_view input, std::size_t* pos) 
       case Phase::kTrailers: {
         const bool trailer = phase_ == Phase::kTrailers;
         const char* start = input.data() + *pos;
-        const std::size_t avail = n - *pos;
+        // Scan no further than the longest line allowed and its CRLF (a
+        // chunk size line: kMaxChunkLine; a trailer: what max_header_bytes
+        // leaves, and always the empty line that ends them; meta_bytes_ <=
+        // max_header_bytes here): past that the error is the same whatever
+        // the bytes are, so the outcome does not depend on how the input
+        // was split.
+        const std::size_t window =
+            trailer ? std::max<std::size_t>(limits_.max_header_bytes - meta_bytes_, 2)
+                    : kMaxChunkLine + 2;
+        const std::size_t avail = std::min(n - *pos, window);
         const void* lf = std::memchr(start + line_scan_, '\n', avail - line_scan_);
         if (lf == nullptr) {
           scanned_ += avail - line_scan_;
           line_scan_ = avail;
-          if (!trailer && line_scan_ > kMaxChunkLine) return Error(400, "chunk size line too long");
-          if (trailer && meta_bytes_ + line_scan_ > limits_.max_header_bytes) {
-            return Error(431, "trailer section larger than the configured maximum");
-          }
-          return ParseResult{};
+          if (line_scan_ < window) return ParseResult{};
+          if (!trailer) return Error(400, "chunk size line too long");
+          return Error(431, "trailer section larger than the configured maximum");
         }
         const std::size_t at = static_cast<const char*>(lf) - start;
         scanned_ += at + 1 - line_scan_;

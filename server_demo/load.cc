@@ -88,12 +88,15 @@ struct ClientConn {
   std::string in;
   std::size_t sent = 0;  // bytes of the request written
   bool busy = false;     // a request is outstanding
+  std::uint64_t pick = 0;   // position in the mix's schedule
+  std::uint32_t route = 0;  // route of the outstanding request
   Clock::time_point started;
 };
 
 struct Shared {
   const LoadOptions* options;
-  std::string request;
+  RouteMix mix;
+  std::vector<std::string> requests;  // one per route of `mix`
   Clock::time_point deadline;
   std::atomic<std::uint64_t> issued{0};
   std::atomic<std::uint64_t> done{0};
@@ -104,13 +107,21 @@ struct Shared {
 struct ThreadResult {
   std::uint64_t requests = 0, errors = 0, connection_errors = 0, bytes = 0;
   std::map<int, std::uint64_t> statuses;
+  std::vector<std::uint64_t> route_requests;
   LatencyHistogram histogram;
 };
 
-void LoadThread(Shared* shared, int connections, ThreadResult* result) {
+// `first`: index of this thread's first connection among all threads, so
+// that every connection starts at its own place in the schedule.
+void LoadThread(Shared* shared, int connections, int first, ThreadResult* result) {
   const LoadOptions& o = *shared->options;
   const int ep = epoll_create1(EPOLL_CLOEXEC);
   std::vector<ClientConn> conns(connections);
+  result->route_requests.assign(shared->mix.routes.size(), 0);
+  const std::size_t period = shared->mix.Period();
+  for (int i = 0; i < connections; ++i) {
+    conns[i].pick = (static_cast<std::uint64_t>(first + i) * 7919) % period;
+  }
   auto take_ticket = [&] {
     if (shared->stop.load(std::memory_order_relaxed)) return false;
     if (o.requests == 0) return true;
@@ -146,11 +157,13 @@ void LoadThread(Shared* shared, int connections, ThreadResult* result) {
       if (!take_ticket()) return;
       c.busy = true;
       c.sent = 0;
+      c.route = shared->mix.Pick(c.pick++);
       c.started = Clock::now();
     }
-    while (c.sent < shared->request.size()) {
-      const ssize_t n = send(c.fd, shared->request.data() + c.sent,
-                             shared->request.size() - c.sent, MSG_NOSIGNAL);
+    const std::string& request = shared->requests[c.route];
+    while (c.sent < request.size()) {
+      const ssize_t n = send(c.fd, request.data() + c.sent, request.size() - c.sent,
+                             MSG_NOSIGNAL);
       if (n < 0) return;  // EAGAIN: EPOLLOUT will call again; errors show on read
       c.sent += n;
     }
@@ -168,7 +181,7 @@ void LoadThread(Shared* shared, int connections, ThreadResult* result) {
       if (events[k].events & EPOLLOUT) {
         send_more(i);
         epoll_event ev{};
-        ev.events = EPOLLIN | (c.busy && c.sent < shared->request.size()
+        ev.events = EPOLLIN | (c.busy && c.sent < shared->requests[c.route].size()
                                    ? static_cast<std::uint32_t>(EPOLLOUT)
                                    : 0u);
         ev.data.u32 = i;
@@ -195,6 +208,7 @@ void LoadThread(Shared* shared, int connections, ThreadResult* result) {
           c.busy = false;
           ++result->requests;
           ++result->statuses[status];
+          ++result->route_requests[c.route];
           if (status >= 400) ++result->errors;
           result->histogram.Record(static_cast<std::uint64_t>(
               std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - c.started)
@@ -259,16 +273,25 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& options) {
   close(probe);
   Shared shared;
   shared.options = &options;
-  shared.request = absl::StrCat("GET ", options.path, " HTTP/1.1\r\nHost: ", options.host,
-                                "\r\nUser-Agent: server_demo-load\r\n\r\n");
+  if (!options.mix.routes.empty() && options.mix.schedule.empty()) {
+    return absl::InvalidArgumentError("the route mix has no schedule: use ParseRouteMix");
+  }
+  shared.mix = options.mix.routes.empty() ? SingleRoute(options.path) : options.mix;
+  for (const RouteMix::Route& route : shared.mix.routes) {
+    shared.requests.push_back(absl::StrCat("GET ", route.path, " HTTP/1.1\r\nHost: ",
+                                           options.host,
+                                           "\r\nUser-Agent: server_demo-load\r\n\r\n"));
+  }
   const auto start = Clock::now();
   shared.deadline = start + absl::ToChronoMilliseconds(options.duration);
   const int threads = std::min(options.threads, options.connections);
   std::vector<ThreadResult> results(threads);
   std::vector<std::thread> workers;
+  int first = 0;
   for (int t = 0; t < threads; ++t) {
     const int share = options.connections / threads + (t < options.connections % threads ? 1 : 0);
-    workers.emplace_back(LoadThread, &shared, share, &results[t]);
+    workers.emplace_back(LoadThread, &shared, share, first, &results[t]);
+    first += share;
   }
   // Progress, until the threads finish.
   std::atomic<bool> finished{false};
@@ -293,7 +316,11 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& options) {
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   LoadResult r;
   std::vector<std::uint64_t> hist;
+  r.route_requests.assign(shared.mix.routes.size(), 0);
   for (ThreadResult& t : results) {
+    for (std::size_t i = 0; i < t.route_requests.size(); ++i) {
+      r.route_requests[i] += t.route_requests[i];
+    }
     r.requests += t.requests;
     r.errors += t.errors;
     r.connection_errors += t.connection_errors;

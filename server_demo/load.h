@@ -13,16 +13,19 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "server_demo/mix.h"
 
 namespace server_demo {
 
 struct LoadOptions {
   std::string host = "127.0.0.1";
   int port = 0;
-  std::string path = "/hello";
+  std::string path = "/hello";  // used when `mix` has no routes
+  RouteMix mix;
   int connections = 64;
   int threads = 2;
   absl::Duration duration = absl::Seconds(10);
@@ -40,6 +43,8 @@ struct LoadResult {
   double bytes_per_second = 0;
   double p50_us = 0, p90_us = 0, p99_us = 0, p999_us = 0, max_us = 0;
   std::map<int, std::uint64_t> statuses;
+  // Complete responses per route of the mix (one entry without a mix).
+  std::vector<std::uint64_t> route_requests;
 };
 
 absl::StatusOr<LoadResult> RunLoad(const LoadOptions& options);

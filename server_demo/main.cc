@@ -3,10 +3,15 @@
 //
 //   server_demo serve   [--port=8080] [--bind=127.0.0.1] [--threads=N]
 //                       [--config=FILE] [--allocator=arena|malloc]
-//   server_demo load    --target=HOST:PORT [--path=/hello] [--connections=64]
-//                       [--threads=2] [--duration=10s] [--requests=0] [--json]
-//   server_demo compare [--path] [--connections] [--threads] [--duration]
+//   server_demo load    --target=HOST:PORT [--path=/hello | --mix=SPEC]
+//                       [--connections=64] [--threads=2] [--duration=10s]
+//                       [--requests=0] [--json]
+//   server_demo compare [--path | --mix] [--connections] [--threads] [--duration]
 //                       [--config] [--runs=1] [--server_threads=1] [--json]
+//                       [--plot=FILE.png]
+//   server_demo tune    [--mix | --path] [--connections] [--threads] [--duration]
+//                       [--config] [--server_threads=1] [--apply] [--runs=1]
+//                       [--save=FILE] | --target=HOST:PORT [--window=10s]
 //
 // Exit status: 0 success, 2 bad flags or config, 1 any other failure.
 #include <signal.h>
@@ -14,6 +19,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -32,9 +38,15 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "arena/arena.h"
+#include "server_demo/compare.h"
 #include "server_demo/load.h"
+#include "server_demo/mix.h"
+#include "server_demo/stats_format.h"
+#include "server_demo/tune.h"
 #include "server_demo/server.h"
 #include "server_demo/server_config.h"
 
@@ -48,15 +60,26 @@ ABSL_FLAG(std::string, allocator, "arena", "serve: 'arena' or 'malloc'");
 ABSL_FLAG(std::string, arena_scope, "",
           "serve: 'connection' (one arena per connection, Reset per response) or "
           "'request' (a fresh arena per request); default from the config");
-ABSL_FLAG(std::string, target, "", "load: HOST:PORT of the server (required)");
-ABSL_FLAG(std::string, path, "/hello", "load, compare: request path");
+ABSL_FLAG(std::string, target, "",
+          "load: HOST:PORT of the server (required); tune: read that server's /stats");
+ABSL_FLAG(std::string, path, "/hello", "load, compare, tune: request path");
+ABSL_FLAG(std::string, mix, "",
+          "load, compare, tune: weighted route mix instead of --path, "
+          "PATH[:WEIGHT],... e.g. '/json?items=50:8,/json?items=2000:2,/hello:10'");
+ABSL_FLAG(std::string, plot, "", "compare: draw RSS and P over time into this PNG (gnuplot)");
+ABSL_FLAG(bool, apply, false, "tune: re-run with the recommendation and print before/after");
+ABSL_FLAG(absl::Duration, window, absl::Seconds(10), "tune --target: how long to watch /stats");
+ABSL_FLAG(std::string, save, "", "tune: also write the recommended [arena] snippet to this file");
+ABSL_FLAG(double, memory_budget, 0.10,
+          "tune: extra memory a recommendation may hold, as a fraction of peak RSS");
 ABSL_FLAG(int, connections, 64, "load, compare: keep-alive connections");
 ABSL_FLAG(absl::Duration, duration, absl::Seconds(10),
           "load, compare: how long to run (per allocator for compare)");
 ABSL_FLAG(int64_t, requests, 0, "load: stop after this many requests; 0: duration only");
 ABSL_FLAG(bool, json, false, "load, compare: print the result as one JSON object");
-ABSL_FLAG(int, runs, 1, "compare: runs per allocator (alternating); the table shows medians");
-ABSL_FLAG(int, server_threads, 1, "compare: worker threads of each server");
+ABSL_FLAG(int, runs, 1,
+          "compare, tune --apply: runs per side (alternating); the table shows medians");
+ABSL_FLAG(int, server_threads, 1, "compare, tune: worker threads of each server");
 
 namespace server_demo {
 namespace {
@@ -64,14 +87,18 @@ namespace {
 constexpr int kExitBadInput = 2;
 
 const char kUsage[] =
-    "usage: server_demo serve|load|compare [flags]\n"
+    "usage: server_demo serve|load|compare|tune [flags]\n"
     "  serve    run the HTTP server (prints 'listening on ADDRESS:PORT' first)\n"
-    "  load     drive a server: --target=HOST:PORT [--path --connections --threads\n"
-    "           --duration --requests --json]\n"
+    "  load     drive a server: --target=HOST:PORT [--path or --mix, --connections\n"
+    "           --threads --duration --requests --json]\n"
     "  compare  run the server once per allocator (arena, malloc) under the same\n"
-    "           load and print a side-by-side table\n"
+    "           load and print a side-by-side table [--plot=FILE.png]\n"
+    "  tune     measure a route mix (or --target's /stats over --window) and print\n"
+    "           recommended [arena] values and a TOML snippet [--apply --save=FILE]\n"
+    "  --mix    PATH[:WEIGHT],... e.g. '/json?items=50:8,/json?items=2000:2,/hello:10'\n"
     "flags: --port --bind --threads --config --allocator --arena_scope --target\n"
-    "       --path --connections --duration --requests --json --runs --server_threads\n"
+    "       --path --mix --connections --duration --requests --json --runs\n"
+    "       --server_threads --plot --apply --window --save --memory_budget\n"
     "exit status: 0 success, 2 bad flags or config, 1 other failure\n";
 
 [[noreturn]] void Fail(int code, const std::string& message) {
@@ -165,16 +192,18 @@ DemoConfig LoadDemoConfig() {
 
 int Serve() {
   const DemoConfig config = LoadDemoConfig();
-  if (config.server.allocator == "arena") {
-    absl::Status s = arena::Configure(config.arena);
-    if (!s.ok()) Fail(kExitBadInput, std::string(s.message()));
-  }
-  // Workers inherit this mask; the main thread takes the signals in sigwait.
+  // Every thread inherits this mask, the arena runtime's release thread
+  // too (so it is set before arena::Configure starts that thread): the
+  // main thread alone takes the signals, in sigwait.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  if (config.server.allocator == "arena") {
+    absl::Status s = arena::Configure(config.arena);
+    if (!s.ok()) Fail(kExitBadInput, std::string(s.message()));
+  }
   signal(SIGPIPE, SIG_IGN);
   Server server(config);
   absl::Status started = server.Start();
@@ -199,6 +228,14 @@ LoadOptions LoadOptionsFromFlags() {
   LoadOptions o;
   o.path = absl::GetFlag(FLAGS_path);
   if (o.path.empty() || o.path[0] != '/') Fail(kExitBadInput, "--path must start with '/'");
+  if (Specified("mix")) {
+    if (Specified("path")) Fail(kExitBadInput, "give --path or --mix, not both");
+    absl::StatusOr<RouteMix> mix = ParseRouteMix(absl::GetFlag(FLAGS_mix));
+    if (!mix.ok()) Fail(kExitBadInput, std::string(mix.status().message()));
+    o.mix = *mix;
+  } else {
+    o.mix = SingleRoute(o.path);
+  }
   o.connections = absl::GetFlag(FLAGS_connections);
   const int threads = absl::GetFlag(FLAGS_threads);
   o.threads = threads < 0 ? 2 : threads;
@@ -224,188 +261,242 @@ int Load() {
   if (absl::GetFlag(FLAGS_json)) {
     std::printf("%s\n", LoadResultJson(*r).c_str());
   } else {
-    std::printf("GET %s on %s: %d connections, %d threads\n%s", o.path.c_str(),
+    std::printf("GET %s on %s: %d connections, %d threads\n%s", o.mix.ToString().c_str(),
                 target.c_str(), o.connections, o.threads, LoadResultText(*r).c_str());
+    if (o.mix.routes.size() > 1) {
+      for (std::size_t i = 0; i < o.mix.routes.size(); ++i) {
+        std::printf("  %-28s %llu responses\n", o.mix.routes[i].path.c_str(),
+                    static_cast<unsigned long long>(r->route_requests[i]));
+      }
+    }
   }
   return 0;
 }
 
 // ---- compare ---------------------------------------------------------------
 
-// A number after "key": in the object that follows "section": (no JSON
-// library needed for our own /stats output).
-double JsonNumber(const std::string& json, const std::string& section, const std::string& key) {
-  std::size_t from = section.empty() ? 0 : json.find("\"" + section + "\":");
-  if (from == std::string::npos) return 0;
-  const std::size_t at = json.find("\"" + key + "\":", from);
-  if (at == std::string::npos) return 0;
-  return std::strtod(json.c_str() + at + key.size() + 3, nullptr);
+void CheckRuns() {
+  const int runs = absl::GetFlag(FLAGS_runs);
+  if (runs < 1 || runs > 20) Fail(kExitBadInput, "--runs must be from 1 to 20");
 }
 
-long ProcStatusKiB(pid_t pid, const char* field) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (absl::StartsWith(line, field)) return std::strtol(line.c_str() + std::strlen(field) + 1, nullptr, 10);
-  }
-  return 0;
+std::string LoadDescription(const LoadOptions& o) {
+  return absl::StrFormat("GET %s, %d connections, %d load threads, %s per run, %d server thread(s)",
+                         o.mix.ToString(), o.connections, o.threads,
+                         absl::FormatDuration(o.duration), absl::GetFlag(FLAGS_server_threads));
 }
 
-struct RunFigures {
-  double rps = 0, p99_us = 0, peak_rss_kib = 0, rss_after_kib = 0, fragmentation = 0,
-         heap_fragmentation = 0,
-         bytes_per_request = 0, errors = 0;
-};
-
-RunFigures RunOnce(const std::string& allocator, const LoadOptions& base) {
-  int out[2];
-  if (pipe(out) != 0) Fail(1, "pipe failed");
-  std::vector<std::string> args = {"/proc/self/exe", "serve", "--port=0",
-                                   "--allocator=" + allocator,
-                                   absl::StrCat("--threads=", absl::GetFlag(FLAGS_server_threads))};
-  if (!absl::GetFlag(FLAGS_config).empty()) args.push_back("--config=" + absl::GetFlag(FLAGS_config));
-  const pid_t pid = fork();
-  if (pid < 0) Fail(1, "fork failed");
-  if (pid == 0) {
-    dup2(out[1], STDOUT_FILENO);
-    close(out[0]);
-    close(out[1]);
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv("/proc/self/exe", argv.data());
-    _exit(127);
-  }
-  close(out[1]);
-  FILE* child_out = fdopen(out[0], "r");
-  char line[256] = {0};
-  if (std::fgets(line, sizeof(line), child_out) == nullptr) {
-    waitpid(pid, nullptr, 0);
-    Fail(1, absl::StrCat("the ", allocator, " server exited before listening"));
-  }
-  int port = 0;
-  const char* colon = std::strrchr(line, ':');
-  if (!absl::StartsWith(line, "listening on ") || colon == nullptr ||
-      !absl::SimpleAtoi(absl::StripAsciiWhitespace(colon + 1), &port)) {
-    kill(pid, SIGKILL);
-    Fail(1, absl::StrCat("unexpected first line from the server: ", line));
-  }
-  LoadOptions o = base;
-  o.host = "127.0.0.1";
-  o.port = port;
-  std::fprintf(stderr, "compare: %s server on port %d, %s for %s\n", allocator.c_str(), port,
-               o.path.c_str(), absl::FormatDuration(o.duration).c_str());
-  // Fragmentation is sampled under load (at 60% of the run): after the load
-  // no request is live and every allocator would report its idle heap.
-  std::string mid_stats;
-  std::thread sampler([&] {
-    std::this_thread::sleep_for(absl::ToChronoMilliseconds(o.duration * 0.6));
-    absl::StatusOr<HttpReply> reply = HttpGet("127.0.0.1", port, "/stats");
-    if (reply.ok()) mid_stats = reply->body;
-  });
-  absl::StatusOr<LoadResult> r = RunLoad(o);
-  sampler.join();
-  if (!r.ok()) {
-    kill(pid, SIGKILL);
-    Fail(1, std::string(r.status().message()));
-  }
-  RunFigures f;
-  f.rps = r->requests_per_second;
-  f.p99_us = r->p99_us;
-  f.errors = r->errors;
-  f.peak_rss_kib = ProcStatusKiB(pid, "VmHWM:");
-  absl::StatusOr<HttpReply> stats = HttpGet("127.0.0.1", port, "/stats");
-  if (stats.ok()) {
-    f.bytes_per_request = JsonNumber(stats->body, "server", "request_bytes_per_request");
-  }
-  f.fragmentation = JsonNumber(mid_stats, "allocator", "fragmentation");
-  f.heap_fragmentation = JsonNumber(mid_stats, "allocator", "heap_fragmentation");
-  // Let idle memory go back (release delay + an idle tick), then look again.
-  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
-  f.rss_after_kib = ProcStatusKiB(pid, "VmRSS:");
-  kill(pid, SIGTERM);
-  char sink[4096];
-  while (std::fgets(sink, sizeof(sink), child_out) != nullptr) {
-  }
-  fclose(child_out);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    Fail(1, absl::StrCat("the ", allocator, " server did not exit cleanly"));
-  }
-  return f;
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+RunFigures RunOrFail(RunSpec spec) {
+  absl::StatusOr<RunFigures> r = RunServerUnderLoad(spec);
+  if (!r.ok()) Fail(1, std::string(r.status().message()));
+  return *r;
 }
 
 int Compare() {
   const LoadOptions base = LoadOptionsFromFlags();
   // Validate the config once here, so a bad one fails before any run.
   (void)LoadDemoConfig();
+  CheckRuns();
   const int runs = absl::GetFlag(FLAGS_runs);
-  if (runs < 1 || runs > 20) Fail(kExitBadInput, "--runs must be from 1 to 20");
+  const std::string plot = absl::GetFlag(FLAGS_plot);
   signal(SIGPIPE, SIG_IGN);
   std::vector<RunFigures> arena_runs, malloc_runs;
   for (int i = 0; i < runs; ++i) {
-    arena_runs.push_back(RunOnce("arena", base));
-    malloc_runs.push_back(RunOnce("malloc", base));
+    for (const char* allocator : {"arena", "malloc"}) {
+      RunSpec spec;
+      spec.allocator = allocator;
+      spec.config_path = absl::GetFlag(FLAGS_config);
+      spec.server_threads = absl::GetFlag(FLAGS_server_threads);
+      spec.load = base;
+      spec.series = !plot.empty() && i == 0;
+      (spec.allocator == "arena" ? arena_runs : malloc_runs).push_back(RunOrFail(spec));
+    }
   }
-  struct Row {
-    const char* name;
-    double RunFigures::*field;
-    bool higher_is_better;
-    const char* format;
-  };
-  const Row rows[] = {
-      {"requests/s", &RunFigures::rps, true, "%.0f"},
-      {"p99 latency (us)", &RunFigures::p99_us, false, "%.0f"},
-      {"peak RSS (KiB)", &RunFigures::peak_rss_kib, false, "%.0f"},
-      {"RSS after load (KiB)", &RunFigures::rss_after_kib, false, "%.0f"},
-      {"fragmentation", &RunFigures::fragmentation, false, "%.3f"},
-      {"heap fragmentation", &RunFigures::heap_fragmentation, false, "%.3f"},
-      {"bytes/request", &RunFigures::bytes_per_request, false, "%.0f"},
-      {"errors", &RunFigures::errors, false, "%.0f"},
-  };
-  auto median = [](const std::vector<RunFigures>& v, double RunFigures::*field) {
-    std::vector<double> x;
-    for (const RunFigures& f : v) x.push_back(f.*field);
-    return Median(x);
-  };
   if (absl::GetFlag(FLAGS_json)) {
-    std::string json = absl::StrCat("{\"path\":\"", base.path, "\",\"runs\":", runs);
-    for (const Row& row : rows) {
-      const double a = median(arena_runs, row.field), m = median(malloc_runs, row.field);
-      absl::StrAppend(&json, ",\"", row.name, "\":{\"arena\":", a, ",\"malloc\":", m, "}");
+    std::string json = absl::StrCat("{\"mix\":\"", base.mix.ToString(), "\",\"runs\":", runs);
+    for (const CompareRow& row : CompareRows()) {
+      absl::StrAppend(&json, ",\"", row.name, "\":{\"arena\":", MedianOf(arena_runs, row.field),
+                      ",\"malloc\":", MedianOf(malloc_runs, row.field), "}");
     }
     std::printf("%s}\n", json.c_str());
-    return 0;
+  } else {
+    std::printf("\nserver_demo compare: %s, median of %d run(s)\n\n%s",
+                LoadDescription(base).c_str(), runs,
+                CompareTable(arena_runs, malloc_runs, "arena", "malloc", true).c_str());
   }
-  std::printf("\nserver_demo compare: GET %s, %d connections, %d load threads, %s per run, "
-              "%d server thread(s), median of %d run(s)\n\n",
-              base.path.c_str(), base.connections, base.threads,
-              absl::FormatDuration(base.duration).c_str(), absl::GetFlag(FLAGS_server_threads),
-              runs);
-  std::printf("%-22s %14s %14s %14s\n", "metric", "arena", "malloc", "arena/malloc*");
-  for (const Row& row : rows) {
-    const double a = median(arena_runs, row.field), m = median(malloc_runs, row.field);
-    double ratio = 0;
-    if (row.higher_is_better) ratio = m == 0 ? 0 : a / m;
-    else ratio = a == 0 ? (m == 0 ? 1 : 0) : m / a;
-    std::printf("%-22s %14s %14s %14s\n", row.name, absl::StrFormat(row.format, a).c_str(),
-                absl::StrFormat(row.format, m).c_str(),
-                std::strcmp(row.name, "errors") == 0 || (a == 0 && m == 0)
-                    ? "-"
-                    : absl::StrFormat("%.2f", ratio).c_str());
+  if (!plot.empty()) {
+    absl::Status s = PlotSeries(plot, absl::StrCat("server_demo compare: ", base.mix.ToString()),
+                                {{"arena", &arena_runs[0]}, {"malloc", &malloc_runs[0]}});
+    if (!s.ok()) Fail(1, std::string(s.message()));
+    std::fprintf(stderr, "compare: wrote %s\n", plot.c_str());
   }
-  std::printf("\n* ratio oriented so that above 1 means arena is better "
-              "(malloc/arena for latency, RSS, fragmentation, bytes)\n"
-              "fragmentation: (committed - live) / committed of the request allocator,\n"
-              "sampled under load; heap fragmentation: the same over the whole process\n"
-              "(glibc heap + arena library); bytes/request: allocated per request.\n");
+  return 0;
+}
+
+// ---- tune ------------------------------------------------------------------
+
+arena::Histogram HistogramOrFail(const std::string& stats, const char* key) {
+  absl::StatusOr<arena::Histogram> h = ParseHistogramJson(stats, "request_footprint", key);
+  if (!h.ok()) {
+    Fail(1, absl::StrCat("the server's /stats has no per-request '", key,
+                         "' histogram (an older server_demo?): ", h.status().message()));
+  }
+  return *h;
+}
+
+std::string WriteTempConfig(const std::string& text) {
+  const char* tmp = std::getenv("TMPDIR");
+  std::string path = absl::StrCat(tmp != nullptr && *tmp ? tmp : "/tmp", "/server_demo_tune_XXXXXX");
+  const int fd = mkstemp(path.data());
+  if (fd < 0) Fail(1, "cannot create a temporary config file");
+  if (write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+    Fail(1, "cannot write a temporary config file");
+  }
+  close(fd);
+  return path;
+}
+
+int Tune() {
+  const DemoConfig demo = LoadDemoConfig();
+  const double budget = absl::GetFlag(FLAGS_memory_budget);
+  if (!(budget > 0 && budget <= 1)) Fail(kExitBadInput, "--memory_budget must be in (0, 1]");
+  CheckRuns();
+  signal(SIGPIPE, SIG_IGN);
+  TuneInput in;
+  in.base = demo.arena;
+  in.memory_budget = budget;
+  std::string source, stats;
+  double requests = 0;
+  LoadOptions load;
+  if (Specified("target")) {
+    if (absl::GetFlag(FLAGS_apply)) {
+      Fail(kExitBadInput, "--apply starts its own servers: it does not take --target");
+    }
+    std::string host;
+    int port = 0;
+    absl::Status s = ParseHostPort(absl::GetFlag(FLAGS_target), &host, &port);
+    if (!s.ok()) Fail(kExitBadInput, std::string(s.message()));
+    const absl::Duration window = absl::GetFlag(FLAGS_window);
+    if (window <= absl::ZeroDuration()) Fail(kExitBadInput, "--window must be positive");
+    absl::StatusOr<HttpReply> first = HttpGet(host, port, "/stats");
+    if (!first.ok()) Fail(1, absl::StrCat("GET /stats: ", first.status().message()));
+    std::fprintf(stderr, "tune: watching %s for %s\n", absl::GetFlag(FLAGS_target).c_str(),
+                 absl::FormatDuration(window).c_str());
+    absl::SleepFor(window);
+    absl::StatusOr<HttpReply> second = HttpGet(host, port, "/stats");
+    if (!second.ok()) Fail(1, absl::StrCat("GET /stats: ", second.status().message()));
+    stats = second->body;
+    for (auto [key, field] : {std::pair{"small_bytes", &TuneInput::small_bytes},
+                              std::pair{"large_allocations", &TuneInput::large_allocations},
+                              std::pair{"slow_paths", &TuneInput::slow_paths}}) {
+      in.*field = Subtract(HistogramOrFail(stats, key), HistogramOrFail(first->body, key));
+    }
+    in.base = ArenaConfigFromStats(stats, demo.arena);
+    requests = JsonNumber(stats, "server", "requests") - JsonNumber(first->body, "server", "requests");
+    in.threads = static_cast<int>(JsonNumber(stats, "server", "threads"));
+    in.concurrency = static_cast<int>(JsonNumber(stats, "server", "connections_open"));
+    if (requests > 0) {
+      in.thread_cache_misses_per_request =
+          (JsonNumber(stats, "allocator", "thread_cache_misses") -
+           JsonNumber(first->body, "allocator", "thread_cache_misses")) / requests;
+    }
+    source = absl::StrCat("/stats of ", absl::GetFlag(FLAGS_target), " over ",
+                          absl::FormatDuration(window));
+  } else {
+    load = LoadOptionsFromFlags();
+    RunSpec spec;
+    spec.allocator = "arena";
+    spec.config_path = absl::GetFlag(FLAGS_config);
+    spec.server_threads = absl::GetFlag(FLAGS_server_threads);
+    spec.load = load;
+    spec.label = "tune";
+    const RunFigures f = RunOrFail(spec);
+    stats = f.stats;
+    in.small_bytes = HistogramOrFail(stats, "small_bytes");
+    in.large_allocations = HistogramOrFail(stats, "large_allocations");
+    in.slow_paths = HistogramOrFail(stats, "slow_paths");
+    requests = in.slow_paths.count;
+    in.threads = spec.server_threads;
+    in.concurrency = load.connections;
+    in.thread_cache_misses_per_request = f.thread_cache_misses_per_request;
+    source = LoadDescription(load);
+  }
+  in.peak_rss_bytes = JsonNumber(stats, "memory", "peak_rss_bytes");
+  in.peak_live_request_bytes = JsonNumber(stats, "memory", "peak_live_request_bytes");
+  in.threads = std::max(in.threads, 1);
+  // Requests in flight at the peak: peak live bytes over the mean a request
+  // asks for (an event loop serves one request at a time and most
+  // responses leave at once, so far fewer than the connections).
+  const double mean_request = HistogramOrFail(stats, "requested_bytes").Mean();
+  if (mean_request > 0) {
+    in.concurrency = std::min<int>(
+        in.concurrency, static_cast<int>(std::ceil(in.peak_live_request_bytes / mean_request)));
+  }
+  in.concurrency = std::max(in.concurrency, 1);
+  if (in.small_bytes.count == 0) Fail(1, "tune: no requests were measured");
+  const TuneResult t = Recommend(in);
+  std::printf(
+      "\nserver_demo tune: measured %s\n"
+      "  %.0f requests; small-allocation bytes per request p50 %s, p90 %s, p99 %s;\n"
+      "  slow paths per request %.2f; large allocations per request %.2f;\n"
+      "  peak RSS %s, peak live request bytes %s\n\nrecommended [arena] values:\n",
+      source.c_str(), requests, HumanBytes(in.small_bytes.Percentile(0.5)).c_str(),
+      HumanBytes(in.small_bytes.Percentile(0.9)).c_str(),
+      HumanBytes(in.small_bytes.Percentile(0.99)).c_str(), in.slow_paths.Mean(),
+      in.large_allocations.Mean(), HumanBytes(in.peak_rss_bytes).c_str(),
+      HumanBytes(in.peak_live_request_bytes).c_str());
+  for (const Recommendation& r : t.items) {
+    std::printf("  %-22s %-10s %s\n      %s\n", r.key.c_str(), r.value.c_str(),
+                r.changed ? "(changed)" : "(kept)", r.reason.c_str());
+  }
+  std::printf("\nestimated: slow paths per request %.2f -> %.2f; extra memory held %s "
+              "(%.1f%% of peak RSS)\n\n",
+              t.slow_paths_before, t.slow_paths_after, HumanBytes(t.extra_bytes).c_str(),
+              in.peak_rss_bytes > 0 ? 100.0 * t.extra_bytes / in.peak_rss_bytes : 0.0);
+  const std::string snippet = TuneSnippet(
+      t.config, {absl::StrCat("server_demo tune: ", source), "loads as is: --config=FILE"});
+  std::printf("%s", snippet.c_str());
+  const std::string save = absl::GetFlag(FLAGS_save);
+  if (!save.empty()) {
+    std::ofstream out(save);
+    out << snippet;
+    if (!out) Fail(1, absl::StrCat("cannot write '", save, "'"));
+    std::fprintf(stderr, "tune: wrote %s\n", save.c_str());
+  }
+  if (!absl::GetFlag(FLAGS_apply)) return 0;
+  // Before and after on the same footing: both from a file of [arena] only.
+  const std::string before_path = WriteTempConfig(TuneSnippet(in.base, {"tune: before"}));
+  const std::string after_path = WriteTempConfig(snippet);
+  std::vector<RunFigures> before, after;
+  for (int i = 0; i < absl::GetFlag(FLAGS_runs); ++i) {
+    for (int side = 0; side < 2; ++side) {
+      RunSpec spec;
+      spec.allocator = "arena";
+      spec.config_path = side == 0 ? before_path : after_path;
+      spec.server_threads = absl::GetFlag(FLAGS_server_threads);
+      spec.load = load;
+      spec.label = side == 0 ? "tune --apply (before)" : "tune --apply (after)";
+      (side == 0 ? before : after).push_back(RunOrFail(spec));
+    }
+  }
+  unlink(before_path.c_str());
+  unlink(after_path.c_str());
+  std::printf("\nserver_demo tune --apply: %s, median of %d run(s)\n\n%s",
+              LoadDescription(load).c_str(), absl::GetFlag(FLAGS_runs),
+              CompareTable(after, before, "after", "before", false,
+                           {"requests/s", "p99 latency (us)", "slow paths/request",
+                            "request waste", "P under load, avg", "P under load, peak",
+                            "peak RSS (KiB)"},
+                           /*right_first=*/true)
+                  .c_str());
+  const double slow0 = MedianOf(before, &RunFigures::slow_paths_per_request);
+  const double slow1 = MedianOf(after, &RunFigures::slow_paths_per_request);
+  const double rss0 = MedianOf(before, &RunFigures::peak_rss_kib);
+  const double rss1 = MedianOf(after, &RunFigures::peak_rss_kib);
+  std::printf("\nslow paths per request %+.1f%%, peak RSS %+.1f%% (the goal: fewer slow paths, "
+              "peak RSS within +10%%)\n",
+              slow0 > 0 ? 100.0 * (slow1 - slow0) / slow0 : 0.0,
+              rss0 > 0 ? 100.0 * (rss1 - rss0) / rss0 : 0.0);
   return 0;
 }
 
@@ -423,6 +514,7 @@ int main(int argc, char** argv) {
   if (command == "serve") return server_demo::Serve();
   if (command == "load") return server_demo::Load();
   if (command == "compare") return server_demo::Compare();
+  if (command == "tune") return server_demo::Tune();
   std::fprintf(stderr, "server_demo: unknown subcommand '%s'\n%s", command.c_str(),
                server_demo::kUsage);
   return server_demo::kExitBadInput;

@@ -60,6 +60,26 @@ double LatencyHistogram::Max(const std::vector<std::uint64_t>& t) {
   return 0;
 }
 
+void FootprintHistogram::Record(std::uint64_t value) {
+  auto bump = [](std::atomic<std::uint64_t>& c, std::uint64_t d) {
+    c.store(c.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
+  };
+  bump(buckets_[arena::Histogram::BucketOf(value)], 1);
+  bump(sum_, value);
+  if (value > max_.load(std::memory_order_relaxed)) max_.store(value, std::memory_order_relaxed);
+}
+
+void FootprintHistogram::AddTo(arena::Histogram* out) const {
+  arena::Histogram h;
+  for (int i = 0; i < arena::Histogram::kBuckets; ++i) {
+    h.buckets[i] = buckets_[i].load(std::memory_order_relaxed);
+    h.count += h.buckets[i];  // consistent with the buckets, whatever the writer does
+  }
+  h.sum = sum_.load(std::memory_order_relaxed);
+  h.max = max_.load(std::memory_order_relaxed);
+  out->Merge(h);
+}
+
 const char* CloseReasonName(CloseReason reason) {
   static const char* const kNames[kCloseReasons] = {
       "peer_closed",   "done",         "protocol_error", "idle",     "header_timeout",

@@ -7,6 +7,10 @@
 //
 // LatencyHistogram: log-linear buckets (32 per power of two, so a
 // percentile is within about 3% of the true value), microseconds.
+//
+// FootprintHistogram: the library's arena::Histogram layout (log-spaced,
+// four buckets per power of two) on relaxed atomics, for per-request byte
+// and count figures; read as an arena::Histogram (Percentile, Mean, Merge).
 #ifndef SERVER_DEMO_METRICS_H_
 #define SERVER_DEMO_METRICS_H_
 
@@ -16,6 +20,8 @@
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "arena/stats.h"
 
 namespace server_demo {
 
@@ -37,6 +43,31 @@ class LatencyHistogram {
 
  private:
   std::array<std::atomic<std::uint64_t>, kBuckets> buckets_{};
+};
+
+class FootprintHistogram {
+ public:
+  void Record(std::uint64_t value);  // single writer
+  // Adds this histogram's counts into `out` (relaxed loads: approximate
+  // while the writer runs; count, sum and max may disagree slightly).
+  void AddTo(arena::Histogram* out) const;
+
+ private:
+  std::array<std::atomic<std::uint64_t>, arena::Histogram::kBuckets> buckets_{};
+  std::atomic<std::uint64_t> sum_{0};
+  std::atomic<std::uint64_t> max_{0};
+};
+
+// What one request cost its allocator, recorded by the server itself at the
+// end of every request (the library records per Reset, and a connection
+// arena is Reset once per batch of pipelined responses).
+struct RequestFootprint {
+  FootprintHistogram requested_bytes;  // bytes the request asked for
+  FootprintHistogram small_bytes;      // of which in allocations <= large_threshold
+  FootprintHistogram held_bytes;       // the most its allocator held for it (connection.h)
+  FootprintHistogram waste_bytes;      // held - its peak live bytes (0 when below)
+  FootprintHistogram slow_paths;       // arena allocations off the fast path
+  FootprintHistogram large_allocations;  // allocations > large_threshold
 };
 
 // Why a connection was closed; each has a /metrics counter.
@@ -86,6 +117,18 @@ struct ServerMetrics {
   static constexpr int kStatuses[] = {200, 400, 404, 405, 408, 413, 417, 431, 500, 501, 503, 505};
   std::array<std::atomic<std::uint64_t>, 12> by_status{};
   LatencyHistogram latency_us;
+  RequestFootprint footprint;
+  // Sums over requests of the peak of their live bytes and of what their
+  // allocator held at most (request waste = 1 - peak live / held).
+  std::atomic<std::uint64_t> peak_live_bytes_total{0};
+  std::atomic<std::uint64_t> held_bytes_total{0};
+  // Bytes of this worker's requests in flight: allocated and not yet freed,
+  // including responses not yet sent (a gauge; a connection arena's bytes
+  // drop to 0 at its Reset).
+  std::atomic<std::int64_t> live_request_bytes{0};
+  static void AddSigned(std::atomic<std::int64_t>& g, std::int64_t d) {
+    g.store(g.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
+  }
 
   void CountStatus(int status);
   void CountClose(CloseReason reason) { Add(closed[static_cast<int>(reason)], 1); }

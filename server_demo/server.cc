@@ -1,18 +1,57 @@
 #include "server_demo/server.h"
 
+#include <fcntl.h>
 #include <malloc.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "arena/arena.h"
 #include "server_demo/connection.h"
 #include "server_demo/metrics.h"
+#include "server_demo/stats_format.h"
 #include "server_demo/worker.h"
 
 namespace server_demo {
+namespace {
+
+constexpr int kSampleMs = 10;
+
+// Resident set size from /proc/self/statm, without allocating.
+std::uint64_t ReadRssBytes() {
+  const int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[128];
+  const ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  char* end = nullptr;
+  std::strtoull(buf, &end, 10);  // size
+  const unsigned long long pages = std::strtoull(end, nullptr, 10);
+  return pages * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
+}
+
+// Peak resident set size (VmHWM), bytes.
+std::uint64_t ReadPeakRssBytes() {
+  const int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[4096];
+  const ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  const char* at = std::strstr(buf, "VmHWM:");
+  return at == nullptr ? 0 : std::strtoull(at + 6, nullptr, 10) * 1024;
+}
+
+}  // namespace
 
 Server::Server(const DemoConfig& config)
     : config_(config), shared_(std::make_unique<ServerShared>(config_, this)) {}
@@ -48,6 +87,7 @@ absl::Status Server::Start() {
   port_ = port;
   for (auto& w : workers_) shared_->workers.push_back(w.get());
   for (auto& w : workers_) w->StartThread();
+  sampler_ = std::thread([this] { SampleLoop(); });
   return absl::OkStatus();
 }
 
@@ -55,12 +95,63 @@ void Server::Shutdown() {
   // acq_rel: a second caller sees the first one's Wake()s as done or under way.
   if (stopping_.exchange(true, std::memory_order_acq_rel)) return;
   for (auto& w : workers_) w->Wake();
+  {
+    std::lock_guard<std::mutex> lock(sampler_mu_);
+    sampler_stop_ = true;
+  }
+  sampler_cv_.notify_all();
 }
 
 void Server::Wait() {
   if (joined_) return;
   for (auto& w : workers_) w->Join();
+  if (sampler_.joinable()) sampler_.join();
   joined_ = true;
+}
+
+void Server::SampleLoop() {
+  std::uint64_t last_requests = requests();
+  std::unique_lock<std::mutex> lock(sampler_mu_);
+  while (!sampler_cv_.wait_for(lock, std::chrono::milliseconds(kSampleMs),
+                               [this] { return sampler_stop_; })) {
+    std::int64_t live = 0;
+    for (auto& w : workers_) {
+      live += w->metrics().live_request_bytes.load(std::memory_order_relaxed);
+    }
+    live = std::max<std::int64_t>(live, 0);  // gauges read at different instants
+    const std::uint64_t rss = ReadRssBytes();
+    const double p = arena::FragmentationRatio(rss, static_cast<std::size_t>(live));
+    const std::uint64_t now_requests = requests();
+    rss_now_.store(rss, std::memory_order_relaxed);
+    live_now_.store(live, std::memory_order_relaxed);
+    fragmentation_now_.store(p, std::memory_order_relaxed);
+    if (live > live_peak_.load(std::memory_order_relaxed)) {
+      live_peak_.store(live, std::memory_order_relaxed);
+    }
+    if (live > 0 || now_requests != last_requests) {  // under load
+      samples_.store(samples_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      fragmentation_sum_.store(fragmentation_sum_.load(std::memory_order_relaxed) + p,
+                               std::memory_order_relaxed);
+      if (p > fragmentation_peak_.load(std::memory_order_relaxed)) {
+        fragmentation_peak_.store(p, std::memory_order_relaxed);
+      }
+    }
+    last_requests = now_requests;
+  }
+}
+
+std::string Server::MemoryJson() {
+  const std::uint64_t samples = samples_.load(std::memory_order_relaxed);
+  const double avg =
+      samples == 0 ? 0.0 : fragmentation_sum_.load(std::memory_order_relaxed) / samples;
+  return absl::StrCat(
+      "{\"rss_bytes\":", rss_now_.load(std::memory_order_relaxed),
+      ",\"peak_rss_bytes\":", ReadPeakRssBytes(),
+      ",\"live_request_bytes\":", live_now_.load(std::memory_order_relaxed),
+      ",\"peak_live_request_bytes\":", live_peak_.load(std::memory_order_relaxed),
+      ",\"fragmentation_under_load\":{\"basis\":\"rss\",\"samples\":", samples,
+      ",\"avg\":", avg, ",\"peak\":", fragmentation_peak_.load(std::memory_order_relaxed),
+      ",\"now\":", fragmentation_now_.load(std::memory_order_relaxed), "}}");
 }
 
 std::uint64_t Server::requests() const {
@@ -70,23 +161,19 @@ std::uint64_t Server::requests() const {
 }
 
 std::string Server::AllocatorJson() {
-  // heap_fragmentation covers the whole process: glibc's heap (connection
-  // buffers, bookkeeping) plus, in arena mode, the arena library's memory.
-  const struct mallinfo2 mi = mallinfo2();
+  // The allocator's own view. Its "fragmentation" is sampled whenever
+  // /stats runs (between requests, for a worker): the figures to compare
+  // allocators by are in "memory" (sampled under load by the sampler).
   if (config_.server.allocator == "arena") {
-    const arena::ProcessStats ps = arena::GlobalStats();
-    const std::string json = arena::ToJson(ps);
-    const double heap = arena::FragmentationRatio(
-        ps.committed_bytes + mi.arena + mi.hblkhd, ps.live_bytes + mi.uordblks + mi.hblkhd);
-    return absl::StrCat("{\"kind\":\"arena\",\"heap_fragmentation\":", heap, ",",
-                        json.substr(1));
+    const std::string json = arena::ToJson(arena::GlobalStats());
+    return absl::StrCat("{\"kind\":\"arena\",", json.substr(1));
   }
+  const struct mallinfo2 mi = mallinfo2();
   const std::size_t committed = mi.arena + mi.hblkhd;
   const std::size_t live = mi.uordblks + mi.hblkhd;
   return absl::StrCat("{\"kind\":\"malloc\",\"mapped_bytes\":", committed,
                       ",\"committed_bytes\":", committed, ",\"live_bytes\":", live,
                       ",\"free_bytes\":", mi.fordblks, ",\"mmapped_bytes\":", mi.hblkhd,
-                      ",\"heap_fragmentation\":", arena::FragmentationRatio(committed, live),
                       ",\"fragmentation\":",
                       arena::FragmentationRatio(committed, live), "}");
 }
@@ -100,6 +187,9 @@ struct Server::Totals {
   std::vector<std::uint64_t> rejected = std::vector<std::uint64_t>(kRejectReasons);
   std::vector<std::uint64_t> statuses = std::vector<std::uint64_t>(std::size(ServerMetrics::kStatuses));
   std::vector<std::uint64_t> hist;
+  std::uint64_t requested = 0, held = 0;
+  arena::Histogram requested_bytes, small_bytes, held_bytes, waste_bytes, slow_paths,
+      large_allocations;
 };
 
 Server::Totals Server::Sum() {
@@ -121,8 +211,31 @@ Server::Totals Server::Sum() {
     for (int i = 0; i < kRejectReasons; ++i) t.rejected[i] += get(m.rejected[i]);
     for (std::size_t i = 0; i < t.statuses.size(); ++i) t.statuses[i] += get(m.by_status[i]);
     m.latency_us.MergeInto(&t.hist);
+    t.requested += get(m.peak_live_bytes_total);
+    t.held += get(m.held_bytes_total);
+    m.footprint.requested_bytes.AddTo(&t.requested_bytes);
+    m.footprint.small_bytes.AddTo(&t.small_bytes);
+    m.footprint.held_bytes.AddTo(&t.held_bytes);
+    m.footprint.waste_bytes.AddTo(&t.waste_bytes);
+    m.footprint.slow_paths.AddTo(&t.slow_paths);
+    m.footprint.large_allocations.AddTo(&t.large_allocations);
   }
   return t;
+}
+
+std::string Server::FootprintJson(const Totals& t) {
+  const double waste =
+      t.held == 0 ? 0.0 : arena::FragmentationRatio(t.held, std::min(t.requested, t.held));
+  return absl::StrCat(
+      "{\"requests\":", t.requested_bytes.count, ",\"request_waste\":", waste,
+      ",\"peak_live_bytes_total\":", t.requested, ",\"held_bytes_total\":", t.held,
+      ",\"slow_paths_per_request\":", t.slow_paths.Mean(),
+      ",\"requested_bytes\":", HistogramJson(t.requested_bytes),
+      ",\"small_bytes\":", HistogramJson(t.small_bytes),
+      ",\"held_bytes\":", HistogramJson(t.held_bytes),
+      ",\"waste_bytes\":", HistogramJson(t.waste_bytes),
+      ",\"slow_paths\":", HistogramJson(t.slow_paths),
+      ",\"large_allocations\":", HistogramJson(t.large_allocations), "}");
 }
 
 std::string Server::StatsJson() {
@@ -165,8 +278,11 @@ std::string Server::StatsJson() {
       ",\"input_peak_bytes\":", t.input_peak, ",\"closed_by_reason\":{", closed,
       "},\"rejected_by_reason\":{", rejected, "}",
       ",\"latency_us\":{\"p50\":", pct(50), ",\"p90\":", pct(90), ",\"p99\":", pct(99),
-      ",\"p999\":", pct(99.9), ",\"max\":", LatencyHistogram::Max(hist), "}}");
-  return absl::StrCat("{\"server\":", server, ",\"allocator\":", AllocatorJson(), "}");
+      ",\"p999\":", pct(99.9), ",\"max\":", LatencyHistogram::Max(hist), "}",
+      ",\"request_footprint\":", FootprintJson(t),
+      ",\"arena_config\":", ArenaConfigJson(config_.arena), "}");
+  return absl::StrCat("{\"server\":", server, ",\"memory\":", MemoryJson(),
+                      ",\"allocator\":", AllocatorJson(), "}");
 }
 
 std::string Server::MetricsText() {
@@ -221,6 +337,46 @@ std::string Server::MetricsText() {
   }
   absl::StrAppend(&out, "server_demo_latency_microseconds_count ",
                   LatencyHistogram::Count(hist), "\n");
+  // Per request, recorded by the server (the arena_request_* histograms
+  // below are per Reset of an arena).
+  absl::StrAppend(
+      &out,
+      HistogramPrometheus(t.requested_bytes, "server_demo_request_requested_bytes",
+                          "Bytes a request asked its allocator for."),
+      HistogramPrometheus(t.held_bytes, "server_demo_request_held_bytes",
+                          "Bytes the allocator held for a request (arena blocks; malloc usable sizes)."),
+      HistogramPrometheus(t.waste_bytes, "server_demo_request_waste_bytes",
+                          "Held minus requested bytes, per request."),
+      HistogramPrometheus(t.slow_paths, "server_demo_request_slow_paths",
+                          "Arena allocations off the fast path, per request."));
+  const std::uint64_t samples = samples_.load(std::memory_order_relaxed);
+  absl::StrAppend(
+      &out,
+      "# HELP server_demo_request_waste_ratio (held - requested) / held over all requests.\n"
+      "# TYPE server_demo_request_waste_ratio gauge\nserver_demo_request_waste_ratio ",
+      t.held == 0 ? 0.0 : arena::FragmentationRatio(t.held, std::min(t.requested, t.held)),
+      "\n# HELP server_demo_rss_bytes Resident set size at the last sample.\n"
+      "# TYPE server_demo_rss_bytes gauge\nserver_demo_rss_bytes ",
+      rss_now_.load(std::memory_order_relaxed),
+      "\n# HELP server_demo_peak_rss_bytes Peak resident set size (VmHWM).\n"
+      "# TYPE server_demo_peak_rss_bytes gauge\nserver_demo_peak_rss_bytes ", ReadPeakRssBytes(),
+      "\n# HELP server_demo_live_request_bytes Bytes of requests in flight, unsent responses "
+      "included.\n# TYPE server_demo_live_request_bytes gauge\nserver_demo_live_request_bytes ",
+      live_now_.load(std::memory_order_relaxed),
+      "\n# HELP server_demo_peak_live_request_bytes Most live request bytes sampled.\n"
+      "# TYPE server_demo_peak_live_request_bytes gauge\nserver_demo_peak_live_request_bytes ",
+      live_peak_.load(std::memory_order_relaxed),
+      "\n# HELP server_demo_fragmentation_ratio P = (RSS - live request bytes) / RSS, sampled "
+      "every 10 ms under load.\n# TYPE server_demo_fragmentation_ratio gauge\n"
+      "server_demo_fragmentation_ratio{stat=\"avg\"} ",
+      samples == 0 ? 0.0 : fragmentation_sum_.load(std::memory_order_relaxed) / samples,
+      "\nserver_demo_fragmentation_ratio{stat=\"peak\"} ",
+      fragmentation_peak_.load(std::memory_order_relaxed),
+      "\nserver_demo_fragmentation_ratio{stat=\"now\"} ",
+      fragmentation_now_.load(std::memory_order_relaxed),
+      "\n# HELP server_demo_fragmentation_samples_total Samples taken under load.\n"
+      "# TYPE server_demo_fragmentation_samples_total counter\n"
+      "server_demo_fragmentation_samples_total ", samples, "\n");
   if (config_.server.allocator == "arena") {
     absl::StrAppend(&out, arena::ToPrometheus(arena::GlobalStats()));
   } else {

@@ -30,6 +30,19 @@
 //     worker that has no spare pauses accepting for a tick.
 // No SIGPIPE (MSG_NOSIGNAL). An idle event loop calls arena::OnThreadIdle().
 //
+// Memory figures (/stats "memory", /metrics server_demo_*): a sampler
+// thread, not a worker, reads every 10 ms the process RSS and the bytes of
+// requests in flight (allocated and not yet freed, unsent responses
+// included; the workers keep them as gauges) and computes the
+// fragmentation P = F / S with S = RSS and F = RSS - live request bytes:
+// the same footing for every allocator. It reports the latest sample, and
+// the average and peak over the samples taken under load (requests were in
+// flight or answered since the previous sample). Per request, each worker
+// records what the request asked for and what its allocator held for it
+// (a connection arena: the block bytes it added; a request arena: all it
+// held; malloc: malloc_usable_size of each allocation) and the arena's
+// slow paths: histograms in /stats "server.request_footprint".
+//
 // Lifetime: Start() once; Shutdown() from any thread (not a signal handler)
 // stops accepting, lets in-flight requests finish within the deadline
 // (their responses say "Connection: close") and closes the rest; Wait()
@@ -39,8 +52,11 @@
 #define SERVER_DEMO_SERVER_H_
 
 #include <atomic>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -77,6 +93,9 @@ class Server : public ServerView {
 
   Totals Sum();
   std::string AllocatorJson();
+  std::string MemoryJson();
+  std::string FootprintJson(const Totals& t);
+  void SampleLoop();
 
   const DemoConfig config_;
   std::unique_ptr<ServerShared> shared_;
@@ -84,6 +103,20 @@ class Server : public ServerView {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<bool> stopping_{false};
   bool joined_ = false;
+
+  // The sampler thread (see above). Its figures have one writer, the
+  // sampler, and are read with relaxed loads: they synchronize nothing.
+  std::thread sampler_;
+  std::mutex sampler_mu_;  // guards sampler_stop_
+  std::condition_variable sampler_cv_;
+  bool sampler_stop_ = false;
+  std::atomic<std::uint64_t> samples_{0};             // under load
+  std::atomic<double> fragmentation_sum_{0};          // over samples_
+  std::atomic<double> fragmentation_peak_{0};
+  std::atomic<double> fragmentation_now_{0};
+  std::atomic<std::uint64_t> rss_now_{0};
+  std::atomic<std::int64_t> live_now_{0};
+  std::atomic<std::int64_t> live_peak_{0};
 };
 
 }  // namespace server_demo

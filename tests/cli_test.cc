@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,7 @@
 
 #include "absl/strings/numbers.h"
 #include "server_demo/load.h"
+#include "server_demo/server_config.h"
 
 namespace {
 
@@ -191,6 +193,98 @@ TEST(Cli, ServeListensAndStopsCleanlyOnSigterm) {
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0);
   EXPECT_THAT(rest, HasSubstr("final stats: {\"server\":"));
+}
+
+TEST(Cli, MixSyntaxErrorsExitWithTwo) {
+  for (const char* command : {"load", "compare", "tune"}) {
+    Result r = RunDemo({command, "--target=127.0.0.1:1", "--mix=/json?items=50:0,/hello"});
+    if (std::string(command) != "load") {
+      r = RunDemo({command, "--mix=/json?items=50:0,/hello", "--duration=1s"});
+    }
+    EXPECT_EQ(r.status, 2) << command;
+    EXPECT_THAT(r.err, HasSubstr("--mix '/json?items=50:0,/hello': entry '/json?items=50:0'"))
+        << command;
+    EXPECT_THAT(r.err, HasSubstr("PATH[:WEIGHT]")) << command;
+  }
+  Result r = RunDemo({"compare", "--mix=/a", "--path=/b"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_THAT(r.err, HasSubstr("not both"));
+  r = RunDemo({"tune", "--target=127.0.0.1:1", "--apply"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_THAT(r.err, HasSubstr("--apply"));
+}
+
+// tune on the mix prints a recommendation and a snippet that loads as is
+// with --config: parsed here, and served by the binary.
+TEST(Cli, TuneSnippetLoadsWithConfig) {
+  const std::string saved = ::testing::TempDir() + "/tuned.toml";
+  Result r = RunDemo({"tune", "--mix=/json?items=50:8,/json?items=2000:2,/hello:10",
+                      "--duration=1s", "--connections=8", "--save=" + saved});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("recommended [arena] values:"));
+  EXPECT_THAT(r.out, HasSubstr("slow paths per request"));
+  const std::size_t at = r.out.find("# server_demo tune:");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  const std::string printed = r.out.substr(at);
+  std::ifstream in(saved);
+  const std::string file((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_EQ(printed, file);
+  auto parsed = server_demo::ParseDemoConfig(printed, server_demo::DemoConfig(), saved);
+  ASSERT_TRUE(parsed.ok()) << parsed.status() << "\n" << printed;
+  // The binary loads it too.
+  int out[2];
+  ASSERT_EQ(pipe(out), 0);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(out[1], STDOUT_FILENO);
+    close(out[0]);
+    const std::string bin = Binary();
+    const std::string config = "--config=" + saved;
+    execl(bin.c_str(), bin.c_str(), "serve", "--port=0", "--threads=1", config.c_str(), nullptr);
+    _exit(127);
+  }
+  close(out[1]);
+  FILE* f = fdopen(out[0], "r");
+  char line[256] = {0};
+  ASSERT_NE(fgets(line, sizeof(line), f), nullptr);
+  EXPECT_THAT(std::string(line), HasSubstr("listening on 127.0.0.1:"));
+  kill(pid, SIGTERM);
+  while (fgets(line, sizeof(line), f) != nullptr) {
+  }
+  fclose(f);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+TEST(Cli, CompareShowsTheFragmentationRowsAndTheirDefinitions) {
+  // --plot draws with gnuplot when it is installed (tools/setup.sh demo).
+  const bool gnuplot = access("/usr/bin/gnuplot", X_OK) == 0;
+  const std::string png = ::testing::TempDir() + "/compare.png";
+  std::vector<std::string> args = {"compare", "--mix=/json?items=50:3,/hello:1", "--duration=1s",
+                                   "--connections=8"};
+  if (gnuplot) args.push_back("--plot=" + png);
+  Result r = RunDemo(args);
+  ASSERT_EQ(r.status, 0) << r.err;
+  if (gnuplot) {
+    std::ifstream image(png, std::ios::binary);
+    char magic[8] = {0};
+    image.read(magic, sizeof(magic));
+    EXPECT_EQ(std::string(magic + 1, 3), "PNG") << r.err;
+  }
+  for (const char* row : {"requests/s", "slow paths/request", "request waste",
+                          "P under load, avg", "P under load, peak", "peak RSS (KiB)",
+                          "peak RSS / peak live", "RSS after idle (KiB)"}) {
+    EXPECT_THAT(r.out, HasSubstr(std::string("\n") + row)) << row;
+  }
+  // One definition line per row, under the table.
+  EXPECT_THAT(r.out, HasSubstr("\n  request waste: (held - requested) / held"));
+  EXPECT_THAT(r.out, HasSubstr("\n  P under load: (RSS - live request bytes) / RSS"));
+  EXPECT_EQ(r.out.find("heap fragmentation"), std::string::npos);
+  r = RunDemo({"compare", "--path=/hello", "--duration=1s", "--connections=4", "--json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("\"request waste\":{\"arena\":"));
+  EXPECT_THAT(r.out, HasSubstr("\"P under load, avg\":{\"arena\":"));
 }
 
 }  // namespace

@@ -16,6 +16,8 @@
 #include <gtest/gtest.h>
 
 #include "server_demo/load.h"
+#include "server_demo/mix.h"
+#include "server_demo/stats_format.h"
 #include "tests/json_check.h"
 #include "tests/test_util.h"
 
@@ -262,12 +264,174 @@ TEST_P(ServerTest, LoadGeneratorRunsWithoutErrors) {
   EXPECT_LE(r->p50_us, r->p99_us);
 }
 
+// Per-request figures recorded by the server, and the sampler's memory
+// figures, in /stats and /metrics (parsed back).
+TEST_P(ServerTest, RequestFootprintAndMemoryFigures) {
+  const bool arena_mode = std::string(GetParam().allocator) == "arena";
+  for (int i = 0; i < 20; ++i) Get("/json?items=200");
+  const std::string stats = Get("/stats").body;
+  ASSERT_TRUE(arena_test::JsonChecker::Valid(stats)) << stats;
+  auto histogram = [&](const char* key) {
+    auto h = server_demo::ParseHistogramJson(stats, "request_footprint", key);
+    EXPECT_TRUE(h.ok()) << key << ": " << h.status();
+    return h.ok() ? *h : arena::Histogram();
+  };
+  const arena::Histogram requested = histogram("requested_bytes");
+  const arena::Histogram held = histogram("held_bytes");
+  const arena::Histogram small = histogram("small_bytes");
+  const arena::Histogram slow = histogram("slow_paths");
+  const arena::Histogram large = histogram("large_allocations");
+  (void)histogram("waste_bytes");
+  EXPECT_GE(requested.count, 20u);
+  EXPECT_EQ(held.count, requested.count);
+  // items=200 asks for about 150 KiB, small allocations included.
+  EXPECT_GE(requested.Percentile(0.5), 100u * 1024);
+  EXPECT_GT(small.sum, 0u);
+  EXPECT_LE(small.sum, requested.sum);
+  EXPECT_GT(large.sum, 0u);  // the records, the body and the response
+  if (arena_mode) {
+    // Each request starts with a slow path and takes blocks.
+    EXPECT_GE(slow.Percentile(0.5), 1u);
+    EXPECT_GE(held.Percentile(0.5), 64u * 1024);
+  } else {
+    EXPECT_EQ(slow.sum, 0u);
+  }
+  const double waste = server_demo::JsonNumber(stats, "request_footprint", "request_waste");
+  EXPECT_GE(waste, 0.0);
+  EXPECT_LT(waste, 1.0);
+  EXPECT_GE(server_demo::JsonNumber(stats, "request_footprint", "slow_paths_per_request"),
+            arena_mode ? 1.0 : 0.0);
+  const double p_avg = server_demo::JsonNumber(stats, "fragmentation_under_load", "avg");
+  const double p_peak = server_demo::JsonNumber(stats, "fragmentation_under_load", "peak");
+  EXPECT_GE(p_avg, 0.0);
+  EXPECT_LE(p_avg, p_peak);
+  EXPECT_LE(p_peak, 1.0);
+  EXPECT_THAT(stats, HasSubstr("\"arena_config\":{\"block_size\":"));
+  if (!arena_test::kUnderSanitizer) {
+    // RSS and malloc_usable_size figures: the plain build only (sanitizers
+    // map shadow memory and replace malloc).
+    EXPECT_GT(server_demo::JsonNumber(stats, "memory", "rss_bytes"), 1 << 20);
+    EXPECT_GE(server_demo::JsonNumber(stats, "memory", "peak_rss_bytes"),
+              server_demo::JsonNumber(stats, "memory", "rss_bytes"));
+    if (!arena_mode) {
+      EXPECT_GE(held.sum, 20u * 100 * 1024);  // usable size >= what was asked
+    }
+  }
+  const std::string metrics = Get("/metrics").body;
+  for (const char* name :
+       {"server_demo_request_requested_bytes_bucket{le=\"+Inf\"} ",
+        "server_demo_request_held_bytes_count ", "server_demo_request_waste_bytes_sum ",
+        "server_demo_request_slow_paths_bucket{le=", "server_demo_request_waste_ratio ",
+        "server_demo_rss_bytes ", "server_demo_peak_rss_bytes ",
+        "server_demo_live_request_bytes ", "server_demo_peak_live_request_bytes ",
+        "server_demo_fragmentation_ratio{stat=\"avg\"} ",
+        "server_demo_fragmentation_ratio{stat=\"peak\"} ",
+        "server_demo_fragmentation_samples_total "}) {
+    EXPECT_THAT(metrics, HasSubstr(name));
+  }
+}
+
+// A route mix drives every route in its proportions.
+TEST_P(ServerTest, LoadGeneratorFollowsTheMix) {
+  auto mix = server_demo::ParseRouteMix("/json?items=5:3,/hello:1");
+  ASSERT_TRUE(mix.ok());
+  server_demo::LoadOptions o;
+  o.port = port_;
+  o.mix = *mix;
+  o.connections = 4;
+  o.threads = 2;
+  o.duration = absl::Seconds(60);
+  o.requests = 400;
+  o.progress = false;
+  auto r = server_demo::RunLoad(o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->errors, 0u);
+  ASSERT_EQ(r->route_requests.size(), 2u);
+  EXPECT_EQ(r->route_requests[0] + r->route_requests[1], r->requests);
+  // Each connection walks the schedule: off by less than a period each.
+  EXPECT_NEAR(static_cast<double>(r->route_requests[0]), 0.75 * r->requests, 4 * 4.0);
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Allocators, ServerTest,
     ::testing::Values(Mode{"ArenaPerConnection", "arena", "connection"},
                       Mode{"ArenaPerRequest", "arena", "request"},
                       Mode{"Malloc", "malloc", "connection"}),
     [](const ::testing::TestParamInfo<Mode>& info) { return info.param.name; });
+
+// Responses a client does not read stay live (in flight) until sent; once
+// everything is sent and the connection is gone, no request byte is live.
+// (Waits poll the sampler with a generous limit; no timing decides.)
+TEST(ServerMemory, LiveBytesIncludeUnsentResponsesAndReturnToZero) {
+  for (const Mode mode : {Mode{"ArenaPerConnection", "arena", "connection"},
+                          Mode{"ArenaPerRequest", "arena", "request"},
+                          Mode{"Malloc", "malloc", "connection"}}) {
+    SCOPED_TRACE(mode.name);
+    DemoConfig config;
+    config.server.port = 0;
+    config.server.threads = 1;
+    config.server.allocator = mode.allocator;
+    config.server.arena_scope = mode.scope;
+    Server server(config);
+    ASSERT_TRUE(server.Start().ok());
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    const int small_buffer = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small_buffer, sizeof(small_buffer));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(server.port()));
+    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    // About 11 MB of responses: more than the socket buffers take, so the
+    // rest waits in the server (max_pending_output), holding its memory.
+    constexpr int kRequests = 200;
+    std::string pipelined;
+    for (int i = 0; i < kRequests; ++i) {
+      pipelined += "GET /json?items=250 HTTP/1.1\r\nHost: x\r\n\r\n";
+    }
+    SendAll(fd, pipelined);
+    auto memory = [&](const char* key) {
+      auto r = HttpGet("127.0.0.1", server.port(), "/stats");
+      return r.ok() ? server_demo::JsonNumber(r->body, "memory", key) : -1.0;
+    };
+    double live = 0;
+    for (int i = 0; i < 1000 && live < 256 * 1024; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      live = memory("live_request_bytes");
+    }
+    EXPECT_GE(live, 256 * 1024);
+    EXPECT_GE(memory("peak_live_request_bytes"), live);
+    std::string in;
+    char buf[65536];
+    std::size_t responses = 0, scanned = 0;
+    while (responses < kRequests) {
+      const ssize_t n = recv(fd, buf, sizeof(buf), 0);
+      if (n <= 0) break;
+      in.append(buf, n);
+      for (std::size_t p = in.find("HTTP/1.1 200", scanned); p != std::string::npos;
+           p = in.find("HTTP/1.1 200", p + 1)) {
+        ++responses;
+        scanned = p + 1;
+      }
+      if (in.size() > (1 << 20)) {  // keep the tail only
+        const std::size_t keep = 11;  // a header cut short is counted later
+        in.erase(0, in.size() - keep);
+        scanned = 0;
+      }
+    }
+    EXPECT_EQ(responses, static_cast<std::size_t>(kRequests));
+    close(fd);
+    live = -1;
+    for (int i = 0; i < 1000 && live != 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      live = memory("live_request_bytes");
+    }
+    EXPECT_EQ(live, 0);
+    server.Shutdown();
+    server.Wait();
+  }
+}
 
 TEST(ServerLimits, MaxConnectionsGets503AndShutdownIsClean) {
   DemoConfig config;

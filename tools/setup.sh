@@ -6,7 +6,8 @@
 #   tools/setup.sh            core build + tests (Bazel and CMake builds,
 #                             the Boost.Beast example)
 #   tools/setup.sh bench      + peer allocators, protobuf, gnuplot
-#   tools/setup.sh demo       + wrk and ab for the server demo
+#   tools/setup.sh demo       + wrk and ab for the server demo, gnuplot for
+#                             `server_demo compare --plot`
 set -euo pipefail
 
 packages=(
@@ -19,7 +20,7 @@ for extra in "$@"; do
   case "$extra" in
     bench) packages+=(libjemalloc-dev libgoogle-perftools-dev libmimalloc-dev
                       libprotobuf-dev gnuplot-nox python3) ;;
-    demo) packages+=(wrk apache2-utils curl) ;;
+    demo) packages+=(wrk apache2-utils curl gnuplot-nox) ;;
     clang) packages+=(clang-14 libclang-rt-14-dev) ;;
     *) echo "setup.sh: unknown extra '$extra' (known: bench, demo, clang)" >&2; exit 2 ;;
   esac
