@@ -86,10 +86,11 @@ void Arena::ClaimOwnership() noexcept {
   const std::uint64_t id = internal::ThreadId();
   // Relaxed: an identity written only by the thread that becomes owner; the
   // hand-over itself is synchronized by the caller (see arena.h).
-  if (owner_plain_ != id) {
+  if (owner_id_ != id) {
     owner_.store(id, std::memory_order_relaxed);
-    owner_plain_ = id;
+    owner_id_ = id;
   }
+  owner_token_ = internal::ThreadToken();
 }
 
 void* Arena::AllocateSlowOrThrow(std::size_t bytes, std::size_t alignment) {

@@ -201,7 +201,7 @@ class Arena {
   static_assert(kGrain == 16, "kFastAlignments lists the powers of two <= 16");
   bool CanBumpFast(std::size_t bytes, std::size_t alignment) const noexcept {
     return alignment <= kGrain && ((kFastAlignments >> alignment) & 1) != 0 &&
-           owner_plain_ == internal::ThreadIdIfAssigned() &&
+           owner_token_ == internal::ThreadToken() &&
            RoundUpGrain(bytes) - 1 < static_cast<std::size_t>(limit_ - cursor_);
   }
   void* BumpFast(std::size_t bytes) noexcept {
@@ -243,8 +243,9 @@ class Arena {
   // Hot: read or written by every Allocate.
   char* cursor_ = nullptr;       // next free byte of the current block
   char* limit_ = nullptr;        // end of the current block
-  // The owner's thread id (a plain copy of owner_ for the fast path).
-  std::uint64_t owner_plain_ = internal::kNoThread;
+  // The owner's thread token, for the fast path (see thread_token.h: the
+  // token may be reused by a new thread; ownership itself is owner_'s id).
+  const void* owner_token_ = nullptr;
   std::size_t live_bytes_ = 0;
 
   // Warm: slow paths.
@@ -252,6 +253,9 @@ class Arena {
   const std::uintptr_t block_mask_;
   const std::size_t block_size_;
   const std::size_t large_threshold_;
+  // A plain copy of owner_ (owner-only), so that claiming on every slow
+  // path does not read the remote-free cache line.
+  std::uint64_t owner_id_ = internal::kNoThread;
   const ArenaOptions options_;
   internal::BlockHeader* blocks_ = nullptr;  // small blocks, current first
   internal::BlockHeader* spare_ = nullptr;   // reserved, not yet used

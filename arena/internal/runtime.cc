@@ -23,6 +23,7 @@ namespace arena {
 namespace internal {
 
 __thread std::uint64_t tls_thread_id ARENA_TLS_INITIAL_EXEC = kNoThread;
+__thread char tls_thread_token ARENA_TLS_INITIAL_EXEC = 0;
 
 std::uint64_t AssignThreadId() noexcept {
   // Relaxed: the RMW order alone makes ids unique; they publish nothing.
