@@ -12,6 +12,9 @@
 //   server_demo tune    [--mix | --path] [--connections] [--threads] [--duration]
 //                       [--config] [--server_threads=1] [--apply] [--runs=1]
 //                       [--save=FILE] | --target=HOST:PORT [--window=10s]
+//   server_demo soak    [--mix | --path] [--connections] [--threads] [--duration=10m]
+//                       [--config] [--allocator] [--server_threads=1] [--csv=FILE]
+//                       [--plot=FILE.png] [--max_slope_pct=1]
 //
 // Exit status: 0 success, 2 bad flags or config, 1 any other failure.
 #include <signal.h>
@@ -45,6 +48,7 @@
 #include "server_demo/compare.h"
 #include "server_demo/load.h"
 #include "server_demo/mix.h"
+#include "server_demo/soak.h"
 #include "server_demo/stats_format.h"
 #include "server_demo/tune.h"
 #include "server_demo/server.h"
@@ -66,7 +70,11 @@ ABSL_FLAG(std::string, path, "/hello", "load, compare, tune: request path");
 ABSL_FLAG(std::string, mix, "",
           "load, compare, tune: weighted route mix instead of --path, "
           "PATH[:WEIGHT],... e.g. '/json?items=50:8,/json?items=2000:2,/hello:10'");
-ABSL_FLAG(std::string, plot, "", "compare: draw RSS and P over time into this PNG (gnuplot)");
+ABSL_FLAG(std::string, plot, "",
+          "compare, soak: draw RSS and P over time into this PNG (gnuplot)");
+ABSL_FLAG(std::string, csv, "", "soak: write one row of samples per second to this CSV file");
+ABSL_FLAG(double, max_slope_pct, 1.0,
+          "soak: fail when the RSS slope after the warm-up exceeds this many % per 10 minutes");
 ABSL_FLAG(bool, apply, false, "tune: re-run with the recommendation and print before/after");
 ABSL_FLAG(absl::Duration, window, absl::Seconds(10), "tune --target: how long to watch /stats");
 ABSL_FLAG(std::string, save, "", "tune: also write the recommended [arena] snippet to this file");
@@ -74,12 +82,13 @@ ABSL_FLAG(double, memory_budget, 0.10,
           "tune: extra memory a recommendation may hold, as a fraction of peak RSS");
 ABSL_FLAG(int, connections, 64, "load, compare: keep-alive connections");
 ABSL_FLAG(absl::Duration, duration, absl::Seconds(10),
-          "load, compare: how long to run (per allocator for compare)");
+          "load, compare, soak: how long to run (per allocator for compare; soak: default "
+          "10m)");
 ABSL_FLAG(int64_t, requests, 0, "load: stop after this many requests; 0: duration only");
 ABSL_FLAG(bool, json, false, "load, compare: print the result as one JSON object");
 ABSL_FLAG(int, runs, 1,
           "compare, tune --apply: runs per side (alternating); the table shows medians");
-ABSL_FLAG(int, server_threads, 1, "compare, tune: worker threads of each server");
+ABSL_FLAG(int, server_threads, 1, "compare, tune, soak: worker threads of each server");
 
 namespace server_demo {
 namespace {
@@ -87,7 +96,7 @@ namespace {
 constexpr int kExitBadInput = 2;
 
 const char kUsage[] =
-    "usage: server_demo serve|load|compare|tune [flags]\n"
+    "usage: server_demo serve|load|compare|tune|soak [flags]\n"
     "  serve    run the HTTP server (prints 'listening on ADDRESS:PORT' first)\n"
     "  load     drive a server: --target=HOST:PORT [--path or --mix, --connections\n"
     "           --threads --duration --requests --json]\n"
@@ -95,10 +104,18 @@ const char kUsage[] =
     "           load and print a side-by-side table [--plot=FILE.png]\n"
     "  tune     measure a route mix (or --target's /stats over --window) and print\n"
     "           recommended [arena] values and a TOML snippet [--apply --save=FILE]\n"
+    "  soak     run a server under the route mix plus hostile clients (slowloris,\n"
+    "           stalled readers, malformed requests) for --duration (default 10m);\n"
+    "           sample RSS, mapped bytes and P every second [--csv=FILE --plot=FILE.png];\n"
+    "           fail if RSS grows faster than --max_slope_pct (default 1) % per 10 min\n"
+    "           after the warm-up (least squares; warm-up 20% of the run, at least 30 s\n"
+    "           or half a shorter run), good clients get errors other than 4xx/503, or\n"
+    "           the server dies\n"
     "  --mix    PATH[:WEIGHT],... e.g. '/json?items=50:8,/json?items=2000:2,/hello:10'\n"
     "flags: --port --bind --threads --config --allocator --arena_scope --target\n"
     "       --path --mix --connections --duration --requests --json --runs\n"
-    "       --server_threads --plot --apply --window --save --memory_budget\n"
+    "       --server_threads --plot --apply --window --save --memory_budget --csv\n"
+    "       --max_slope_pct\n"
     "exit status: 0 success, 2 bad flags or config, 1 other failure\n";
 
 [[noreturn]] void Fail(int code, const std::string& message) {
@@ -500,6 +517,27 @@ int Tune() {
   return 0;
 }
 
+// ---- soak ------------------------------------------------------------------
+
+int Soak() {
+  SoakOptions o;
+  o.load = LoadOptionsFromFlags();
+  o.duration = Specified("duration") ? absl::GetFlag(FLAGS_duration) : absl::Minutes(10);
+  const DemoConfig demo = LoadDemoConfig();  // validates --config and the flags
+  o.config_path = absl::GetFlag(FLAGS_config);
+  if (!o.config_path.empty()) o.send_timeout_ms = demo.server.send_timeout_ms;
+  o.allocator = demo.server.allocator;
+  if (Specified("arena_scope")) o.arena_scope = demo.server.arena_scope;
+  o.server_threads = absl::GetFlag(FLAGS_server_threads);
+  if (o.server_threads < 1) Fail(kExitBadInput, "--server_threads must be at least 1");
+  o.csv = absl::GetFlag(FLAGS_csv);
+  o.plot = absl::GetFlag(FLAGS_plot);
+  o.max_slope_pct = absl::GetFlag(FLAGS_max_slope_pct);
+  if (!std::isfinite(o.max_slope_pct)) Fail(kExitBadInput, "--max_slope_pct must be a number");
+  signal(SIGPIPE, SIG_IGN);
+  return RunSoak(o);
+}
+
 }  // namespace
 }  // namespace server_demo
 
@@ -515,6 +553,7 @@ int main(int argc, char** argv) {
   if (command == "load") return server_demo::Load();
   if (command == "compare") return server_demo::Compare();
   if (command == "tune") return server_demo::Tune();
+  if (command == "soak") return server_demo::Soak();
   std::fprintf(stderr, "server_demo: unknown subcommand '%s'\n%s", command.c_str(),
                server_demo::kUsage);
   return server_demo::kExitBadInput;
