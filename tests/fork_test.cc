@@ -128,7 +128,13 @@ TEST(Fork, ChildCanMapFromTheFixedRegion) {
 TEST(Fork, ChildReleasesThroughOnThreadIdleAndCountsOnlyItsThreads) {
   SKIP_UNDER_TSAN();
   Workers workers(2, 30000, 4);
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  // The workers register their thread state at their first allocation:
+  // wait for it (a liveness bound, not a timing assertion).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (arena::GlobalStats().threads < 2 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   ASSERT_GE(arena::GlobalStats().threads, 2u);
   const int hung = ForkChildren([] {
     if (arena::GlobalStats().threads > 1) return 4;
