@@ -48,9 +48,16 @@ struct ServerShared {
   // a budget gauge, it publishes nothing. Signed: a connection's decrease
   // may be summed before another's increase.
   std::atomic<std::int64_t> pinned_bytes{0};
-  // Evictions asked of other workers and not yet carried out; relaxed: a
-  // bound on the excess over max_connections, it publishes nothing.
+  // Connections admitted past max_connections on the promise of an eviction
+  // by another worker, and not yet paid back: by that eviction, or (when the
+  // other worker had nothing it could evict) by the next close anywhere.
+  // At most 2 per worker, so open_connections <= max_connections + 2 x
+  // workers. Relaxed: a counter checked against its bound, it publishes
+  // nothing.
   std::atomic<int> evictions_in_flight{0};
+  // The part of evictions_in_flight whose eviction failed: paid back by
+  // closes (CloseConnection). Relaxed, as above.
+  std::atomic<int> eviction_debt{0};
   // Every worker; set before any worker thread starts, then read-only.
   std::vector<Worker*> workers;
   // Serializes taking descriptors (accept4, re-opening a spare): the

@@ -111,10 +111,18 @@ void Worker::EvictRequested() {
   std::uint64_t v;
   (void)!read(evict_fd_, &v, sizeof(v));
   const int wanted = evictions_wanted_.exchange(0, std::memory_order_relaxed);
-  for (int i = 0; i < wanted; ++i) {
-    if (!EvictOne()) break;  // none left: the excess ends with natural closes
+  int done = 0;
+  // Only while the excess is still there: natural closes may have made room.
+  while (done < wanted && shared_->open_connections.load(std::memory_order_relaxed) >
+                              loop_.config->max_connections &&
+         EvictOne()) {
+    ++done;
   }
-  shared_->evictions_in_flight.fetch_sub(wanted, std::memory_order_relaxed);
+  // Evictions that did not happen (nothing here could go, or the room came
+  // back by itself) stay counted in evictions_in_flight until closes pay
+  // them back, so the excess over max_connections stays bounded.
+  shared_->eviction_debt.fetch_add(wanted - done, std::memory_order_relaxed);
+  shared_->evictions_in_flight.fetch_sub(done, std::memory_order_relaxed);
 }
 
 bool Worker::EvictElsewhere() {
@@ -122,7 +130,8 @@ bool Worker::EvictElsewhere() {
   // hold none that can go while another holds many: ask the worker with
   // the most connections to evict one, and take the newcomer meanwhile
   // (max_connections may be passed by the evictions in flight, at most
-  // 2 per worker).
+  // 2 per worker; one that fails stays counted until a close pays it back,
+  // see ServerShared::evictions_in_flight).
   const int limit = 2 * static_cast<int>(shared_->workers.size());
   if (shared_->evictions_in_flight.load(std::memory_order_relaxed) >= limit) return false;
   Worker* busiest = nullptr;
@@ -332,6 +341,15 @@ void Worker::CloseConnection(Connection* c, CloseReason reason) {
   epoll_ctl(loop_.epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
   close(fd);
   shared_->open_connections.fetch_sub(1, std::memory_order_relaxed);
+  // A close pays back one admission whose promised eviction failed; not an
+  // eviction, which only makes room for the newcomer it was made for.
+  int debt = reason == CloseReason::kEvicted
+                 ? 0
+                 : shared_->eviction_debt.load(std::memory_order_relaxed);
+  while (debt > 0 && !shared_->eviction_debt.compare_exchange_weak(
+                         debt, debt - 1, std::memory_order_relaxed)) {
+  }
+  if (debt > 0) shared_->evictions_in_flight.fetch_sub(1, std::memory_order_relaxed);
   ServerMetrics::Add(metrics_.connections_open, static_cast<std::uint64_t>(-1));
   conns_.erase(fd);  // destroys c
 }

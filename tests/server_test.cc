@@ -525,4 +525,45 @@ TEST(ServerConfig, HostileClientKeysParseAndValidate) {
   }
 }
 
+
+// Review finding: with several workers, connections that no worker can
+// evict (mid-body) must not pass max_connections without bound: a worker
+// may admit a newcomer on another worker's promise to evict, and a promise
+// that cannot be kept stays counted until a close pays it back. Bound:
+// max_connections + 2 per worker.
+TEST(ServerLimits, UnevictableConnectionsStayBoundedWithSeveralWorkers) {
+  DemoConfig config;
+  config.server.port = 0;
+  config.server.threads = 2;
+  config.server.max_connections = 8;
+  config.server.min_body_rate = 0;
+  Server server(config);
+  ASSERT_TRUE(server.Start().ok());
+  std::vector<int> fds;
+  int refused = 0;
+  for (int i = 0; i < 40; ++i) {
+    const int fd = Connect(server.port());
+    ASSERT_GE(fd, 0);
+    SendAll(fd, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nab");
+    fds.push_back(fd);
+  }
+  // A client is still open mid-body if nothing comes back (the receive times
+  // out); refused (503), evicted (408) or closed otherwise.
+  std::size_t open = 0;
+  for (int fd : fds) {
+    timeval tv{0, 300 * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    char buf[256];
+    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      ++open;
+    } else if (n > 0 && std::string(buf, n).find("503") != std::string::npos) {
+      ++refused;
+    }
+  }
+  EXPECT_LE(open, 8u + 2 * 2) << server.MetricsText();
+  (void)refused;
+  for (int fd : fds) close(fd);
+}
+
 }  // namespace
