@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -23,13 +24,20 @@ namespace {
 
 constexpr int kSampleMs = 10;
 
-// Resident set size from /proc/self/statm, without allocating.
-std::uint64_t ReadRssBytes() {
-  const int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
+// Resident set size from /proc/self/statm, without allocating; 0 if it
+// cannot be read. `descriptor_mu` (ServerShared's) is held while the file is
+// open: descriptors are taken under it, so that the spare a worker gives up
+// to shed a connection at the descriptor limit is not taken by this read.
+std::uint64_t ReadRssBytes(std::mutex* descriptor_mu) {
   char buf[128];
-  const ssize_t n = read(fd, buf, sizeof(buf) - 1);
-  close(fd);
+  ssize_t n;
+  {
+    std::lock_guard<std::mutex> lock(*descriptor_mu);
+    const int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+  }
   if (n <= 0) return 0;
   buf[n] = 0;
   char* end = nullptr;
@@ -38,13 +46,17 @@ std::uint64_t ReadRssBytes() {
   return pages * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
 }
 
-// Peak resident set size (VmHWM), bytes.
-std::uint64_t ReadPeakRssBytes() {
-  const int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
+// Peak resident set size (VmHWM), bytes; as ReadRssBytes.
+std::uint64_t ReadPeakRssBytes(std::mutex* descriptor_mu) {
   char buf[4096];
-  const ssize_t n = read(fd, buf, sizeof(buf) - 1);
-  close(fd);
+  ssize_t n;
+  {
+    std::lock_guard<std::mutex> lock(*descriptor_mu);
+    const int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+  }
   if (n <= 0) return 0;
   buf[n] = 0;
   const char* at = std::strstr(buf, "VmHWM:");
@@ -119,7 +131,8 @@ void Server::SampleLoop() {
       live += w->metrics().live_request_bytes.load(std::memory_order_relaxed);
     }
     live = std::max<std::int64_t>(live, 0);  // gauges read at different instants
-    const std::uint64_t rss = ReadRssBytes();
+    const std::uint64_t rss = ReadRssBytes(&shared_->descriptor_mu);
+    if (rss == 0) continue;  // unreadable (descriptors exhausted): no sample
     const double p = arena::FragmentationRatio(rss, static_cast<std::size_t>(live));
     const std::uint64_t now_requests = requests();
     rss_now_.store(rss, std::memory_order_relaxed);
@@ -146,7 +159,7 @@ std::string Server::MemoryJson() {
       samples == 0 ? 0.0 : fragmentation_sum_.load(std::memory_order_relaxed) / samples;
   return absl::StrCat(
       "{\"rss_bytes\":", rss_now_.load(std::memory_order_relaxed),
-      ",\"peak_rss_bytes\":", ReadPeakRssBytes(),
+      ",\"peak_rss_bytes\":", ReadPeakRssBytes(&shared_->descriptor_mu),
       ",\"live_request_bytes\":", live_now_.load(std::memory_order_relaxed),
       ",\"peak_live_request_bytes\":", live_peak_.load(std::memory_order_relaxed),
       ",\"fragmentation_under_load\":{\"basis\":\"rss\",\"samples\":", samples,
@@ -359,7 +372,7 @@ std::string Server::MetricsText() {
       "# TYPE server_demo_rss_bytes gauge\nserver_demo_rss_bytes ",
       rss_now_.load(std::memory_order_relaxed),
       "\n# HELP server_demo_peak_rss_bytes Peak resident set size (VmHWM).\n"
-      "# TYPE server_demo_peak_rss_bytes gauge\nserver_demo_peak_rss_bytes ", ReadPeakRssBytes(),
+      "# TYPE server_demo_peak_rss_bytes gauge\nserver_demo_peak_rss_bytes ", ReadPeakRssBytes(&shared_->descriptor_mu),
       "\n# HELP server_demo_live_request_bytes Bytes of requests in flight, unsent responses "
       "included.\n# TYPE server_demo_live_request_bytes gauge\nserver_demo_live_request_bytes ",
       live_now_.load(std::memory_order_relaxed),
