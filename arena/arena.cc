@@ -25,6 +25,9 @@ using internal::UnpoisonMemory;
 
 namespace {
 
+static_assert(internal::kBlockHeaderSize == 64, "Arena::kHeaderBytes");
+constexpr std::size_t kTableSize = (sizeof(FreeLists) + 15) & ~std::size_t{15};
+
 char* AlignUp(char* p, std::size_t alignment) {
   const auto v = reinterpret_cast<std::uintptr_t>(p);
   return reinterpret_cast<char*>((v + alignment - 1) & ~(alignment - 1));
@@ -107,6 +110,7 @@ void* Arena::AllocateSlow(std::size_t bytes, std::size_t alignment) noexcept {
   if (alignment < kGrain) alignment = kGrain;
   BusyGuard guard(&busy_);
   ClaimOwnership();
+  AdoptRetained();
   // Remote frees are drained only when the arena would otherwise need new
   // memory: one exchange then takes many chunks, instead of one contended
   // exchange per slow path. (Relaxed peek; the exchange acquires.)
@@ -125,13 +129,13 @@ void* Arena::AllocateSlow(std::size_t bytes, std::size_t alignment) noexcept {
     const std::size_t size = ChunkSize(bytes);
     p = BumpCurrent(size, alignment);
     const bool reuse = alignment == kGrain;
-    if (p == nullptr && reuse && free_chunks_ != 0) p = PopFree(size);
+    if (p == nullptr && reuse && HasFreeChunks()) p = PopFree(size);
     if (p == nullptr && drain()) {
       // A drained chunk may have been the last of the current block (the
       // cursor moved back) or may fit this request: try both again before
       // asking for a new block, which a cap may refuse.
       p = BumpCurrent(size, alignment);
-      if (p == nullptr && reuse && free_chunks_ != 0) p = PopFree(size);
+      if (p == nullptr && reuse && HasFreeChunks()) p = PopFree(size);
     }
     if (p == nullptr) p = BumpNewBlock(size, alignment);
     if (p != nullptr) UnpoisonMemory(p, bytes);
@@ -178,13 +182,15 @@ BlockHeader* Arena::NextBlock() noexcept {
     --spare_blocks_;
     return block;
   }
+  AdoptRetained();
   if (options_.max_bytes != 0 && block_bytes_ + block_size_ > options_.max_bytes) {
     return nullptr;
   }
   ThreadState* local = runtime_->Local();
   BlockHeader* block = retained_;
   if (block != nullptr) {
-    // The block kept at the last Reset (never for a SharedArena sub-arena).
+    // The block kept at the last Reset, still empty (never for a SharedArena
+    // sub-arena); one that was bumped into was adopted above.
     retained_ = nullptr;
     if (local != nullptr) ++local->retain_credit;
   } else {
@@ -204,13 +210,15 @@ BlockHeader* Arena::NextBlock() noexcept {
     // The first reservation: first_block_hint, or what recent requests on
     // this thread needed (adaptive); take the rest of it now, in one go,
     // never past max_bytes (checked below) and never less than this block.
+    // The blocks held already (this one, and the retained block this
+    // request started in) count towards it.
     std::size_t hint = first_block_hint_;
     if (adaptive_ && local != nullptr) {
       const std::size_t chosen = local->adaptive.chosen_blocks();
       if (chosen != 0) hint = chosen * block_size_;
     }
-    std::size_t want =
-        hint > block_size_ ? (hint + block_size_ - 1) / block_size_ - 1 : 0;
+    const std::size_t hint_blocks = (hint + block_size_ - 1) / block_size_;
+    std::size_t want = hint_blocks > small_blocks_ ? hint_blocks - small_blocks_ : 0;
     for (; want > 0; --want) {
       if (options_.max_bytes != 0 &&
           block_bytes_ + block_size_ > options_.max_bytes) {
@@ -268,6 +276,8 @@ void* Arena::AllocateLarge(std::size_t bytes, std::size_t alignment) noexcept {
 }
 
 void* Arena::PopFree(std::size_t size) noexcept {
+  if (pending_ != nullptr) SortPending();
+  if (free_chunks_ == 0) return nullptr;
   void* p = free_->Pop(size);
   if (p != nullptr) --free_chunks_;
   return p;
@@ -275,18 +285,44 @@ void* Arena::PopFree(std::size_t size) noexcept {
 
 void Arena::PushFree(char* chunk, std::size_t size) noexcept {
   if (free_ == nullptr) {
-    // The table lives in the arena itself; without room the chunk simply
-    // waits for Reset.
-    const std::size_t table_size = ChunkSize(sizeof(FreeLists));
-    char* table = static_cast<char*>(BumpCurrent(table_size, kGrain));
-    if (table == nullptr) table = static_cast<char*>(BumpNewBlock(table_size, kGrain));
+    // Room for the table now, while the current block may have some: when
+    // a slow path sorts these chunks the block is full, and a new block
+    // just for the table would defeat the reuse.
+    char* table = static_cast<char*>(BumpCurrent(kTableSize, kGrain));
+    if (table != nullptr) {
+      UnpoisonMemory(table, sizeof(FreeLists));
+      free_ = reinterpret_cast<FreeLists*>(table);
+      free_->Clear();
+    }
+  }
+  // Every chunk has room for the 16-byte header (size >= 16), but the caller
+  // may have been handed fewer bytes: unpoison exactly what is written.
+  auto* c = reinterpret_cast<FreeChunk*>(chunk);
+  UnpoisonMemory(c, sizeof(FreeChunk));
+  c->next = pending_;
+  c->bytes = size;
+  pending_ = c;
+  PoisonMemory(chunk, size);
+}
+
+void Arena::SortPending() noexcept {
+  if (free_ == nullptr) {
+    // The table lives in the arena itself; without room the chunks simply
+    // wait for Reset.
+    char* table = static_cast<char*>(BumpCurrent(kTableSize, kGrain));
+    if (table == nullptr) table = static_cast<char*>(BumpNewBlock(kTableSize, kGrain));
     if (table == nullptr) return;
     UnpoisonMemory(table, sizeof(FreeLists));
     free_ = reinterpret_cast<FreeLists*>(table);
     free_->Clear();
   }
-  free_->Push(chunk, size);
-  ++free_chunks_;
+  while (pending_ != nullptr) {
+    FreeChunk* c = pending_;
+    UnpoisonMemory(c, sizeof(FreeChunk));
+    pending_ = c->next;
+    free_->Push(reinterpret_cast<char*>(c), c->bytes);  // poisons the chunk
+    ++free_chunks_;
+  }
 }
 
 void Arena::Deallocate(void* p, std::size_t bytes) noexcept {
@@ -300,6 +336,14 @@ void Arena::Deallocate(void* p, std::size_t bytes) noexcept {
   // A thread with no id yet (kNoThread) is never the owner: an arena that
   // handed out `p` has an owner, and owners have ids.
   if (owner_.load(std::memory_order_relaxed) == internal::ThreadIdIfAssigned()) {
+    // The owner may read the bump fields: in the current block only what
+    // lies below the cursor was handed out (after a Reset the kept block is
+    // current again, owner and all, so this catches a free after Reset).
+    ARENA_DCHECK(reinterpret_cast<char*>(block) + block_size_ != limit_ ||
+                     static_cast<char*>(p) < cursor_,
+                 "arena::Arena::Deallocate: the pointer is not held by this "
+                 "arena (freed after Reset, freed twice, or from another "
+                 "arena)");
     DeallocateLocal(p, bytes, block);
     return;
   }
@@ -372,6 +416,21 @@ void Arena::DrainRemote() noexcept {
   }
 }
 
+void Arena::AdoptRetainedSlow() noexcept {
+  // Invariant: while retained_ is set, it is the arena's only small block
+  // and the current one (Reset left it so; NextBlock adopts before it
+  // takes another).
+  ARENA_DCHECK(blocks_ == nullptr && spare_ == nullptr && small_blocks_ == 0,
+               "Arena: a retained block beside others");
+  retained_->next.store(nullptr, std::memory_order_relaxed);
+  blocks_ = retained_;
+  retained_ = nullptr;
+  ++small_blocks_;
+  block_bytes_ += block_size_;
+  ThreadState* local = runtime_->Local();
+  if (local != nullptr) ++local->retain_credit;
+}
+
 void Arena::AddCleanup(void* node_memory, void* object, void (*destroy)(void*)) {
   auto* node = static_cast<CleanupNode*>(node_memory);
   node->destroy = destroy;
@@ -403,6 +462,7 @@ void Arena::ReleaseAll(bool keep_one) noexcept {
     c = next;
   }
   ThreadState* local = runtime_->Local();
+  AdoptRetained();
   RecordFootprint(local);
   // Blocks go back as one list: O(blocks).
   BlockHeader* head = nullptr;
@@ -415,6 +475,7 @@ void Arena::ReleaseAll(bool keep_one) noexcept {
     head = b;
     ++count;
   };
+  // A retained_ still set here was never bumped into (AdoptRetained above).
   if (!keep_one && retained_ != nullptr) {  // destruction: no block stays
     if (local != nullptr) ++local->retain_credit;
     give_back(retained_);
@@ -430,7 +491,6 @@ void Arena::ReleaseAll(bool keep_one) noexcept {
     retained_ = blocks;
     blocks = blocks->next.load(std::memory_order_relaxed);
     retained_->next.store(nullptr, std::memory_order_relaxed);
-    retained_->owner = nullptr;
     PoisonMemory(reinterpret_cast<char*>(retained_) + kBlockHeaderSize,
                  block_size_ - kBlockHeaderSize);
     ++seen;
@@ -453,7 +513,14 @@ void Arena::ReleaseAll(bool keep_one) noexcept {
   }
   if (budget_ != nullptr) budget_->Give(block_bytes_);
   blocks_ = spare_ = nullptr;
-  cursor_ = limit_ = nullptr;
+  if (retained_ != nullptr) {
+    // The kept block is current again: the next request starts on the fast
+    // path. Its owner stays this arena (set when it was taken).
+    cursor_ = RetainedStart();
+    limit_ = reinterpret_cast<char*>(retained_) + block_size_;
+  } else {
+    cursor_ = limit_ = nullptr;
+  }
   small_blocks_ = large_blocks_ = 0;
   block_bytes_ = large_bytes_ = 0;
   live_bytes_ = 0;
@@ -461,6 +528,7 @@ void Arena::ReleaseAll(bool keep_one) noexcept {
   spare_blocks_ = 0;
   free_ = nullptr;
   free_chunks_ = 0;
+  pending_ = nullptr;
   Publish();
 }
 

@@ -174,11 +174,12 @@ class Arena {
     void* object;
     CleanupNode* next;
   };
-  struct FreeChunk {  // a remotely freed chunk, in the chunk's own memory
+  struct FreeChunk {  // a freed chunk (remote, or pending), in its own memory
     FreeChunk* next;
     std::size_t bytes;
   };
   static constexpr std::size_t kGrain = 16;
+  static constexpr std::size_t kHeaderBytes = 64;  // internal::kBlockHeaderSize
   static constexpr std::size_t kPublishSlack = 16 * 1024;
 
   // Bytes a chunk takes: `bytes` rounded up to 16, at least 16.
@@ -190,9 +191,9 @@ class Arena {
   // bit `alignment` of kFastAlignments), and room in the current block. `size - 1 < limit_ - cursor_` with size = bytes rounded up to 16
   // is false for bytes == 0 (size - 1 wraps; zero-byte requests take the
   // slow path and get 16 bytes) and for bytes so large that rounding wraps.
-  // Chunks freed on the owner wait in free lists until the current block is
-  // full: the slow path reuses them before it takes a new block, and the
-  // fast path never looks at them.
+  // Chunks freed on the owner wait (pending_, then free lists) until the
+  // current block is full: the slow path reuses them before it takes a new
+  // block, and the fast path never looks at them.
   static std::size_t RoundUpGrain(std::size_t bytes) {
     return (bytes + (kGrain - 1)) & ~(kGrain - 1);
   }
@@ -218,8 +219,12 @@ class Arena {
   void* BumpNewBlock(std::size_t size, std::size_t alignment) noexcept;
   void* AllocateLarge(std::size_t bytes, std::size_t alignment) noexcept;
   internal::BlockHeader* NextBlock() noexcept;
+  bool HasFreeChunks() const noexcept {
+    return free_chunks_ != 0 || pending_ != nullptr;
+  }
   void* PopFree(std::size_t size) noexcept;
-  void PushFree(char* chunk, std::size_t size) noexcept;
+  void PushFree(char* chunk, std::size_t size) noexcept;  // onto pending_
+  void SortPending() noexcept;  // pending_ into free_ (the table made first)
   void DeallocateLocal(void* p, std::size_t bytes,
                        internal::BlockHeader* block) noexcept;
   ABSL_ATTRIBUTE_NOINLINE void DeallocateLarge(
@@ -239,6 +244,17 @@ class Arena {
   // destruction (gives everything back).
   void ReleaseAll(bool keep_one) noexcept;
   void RecordFootprint(internal::ThreadState* local) noexcept;
+  // retained_ with something bumped from it joins blocks_ (see retained_).
+  void AdoptRetained() noexcept {
+    if (ABSL_PREDICT_FALSE(RetainedInUse())) AdoptRetainedSlow();
+  }
+  void AdoptRetainedSlow() noexcept;
+  bool RetainedInUse() const noexcept {
+    return retained_ != nullptr && cursor_ != RetainedStart();
+  }
+  char* RetainedStart() const noexcept {
+    return reinterpret_cast<char*>(retained_) + kHeaderBytes;
+  }
 
   // Hot: read or written by every Allocate.
   char* cursor_ = nullptr;       // next free byte of the current block
@@ -259,15 +275,19 @@ class Arena {
   const ArenaOptions options_;
   internal::BlockHeader* blocks_ = nullptr;  // small blocks, current first
   internal::BlockHeader* spare_ = nullptr;   // reserved, not yet used
-  // The block this arena kept at its last Reset, for its next request: no
-  // trip through the thread cache, and the next request bumps through cache
-  // lines the last one warmed. Not in block_bytes_ (the arena holds no
-  // request memory in it); published as retained bytes. Its header's owner
-  // is null while it waits, so a Deallocate after Reset is still caught in
-  // debug builds. Each thread lets at most kMaxRetainedPerThread arenas
-  // reset on it keep a block (ThreadState::retain_credit), so idle arenas
-  // (10000 keep-alive connections) cannot pin more than that many blocks
-  // per thread; destruction gives the block back.
+  // The block this arena kept at its last Reset, for its next request. It
+  // is the current block from the Reset on (cursor_ at its start), so the
+  // next request bumps into it on the fast path, through cache lines the
+  // last request warmed, with no slow path and no trip through the thread
+  // cache. While nothing was bumped from it (cursor_ at its start) it is
+  // not in blocks_ or block_bytes_ (the arena holds no request memory in
+  // it) and is published as retained bytes; once something was, the next
+  // slow path, Publish, Reset or destruction adopts it into blocks_
+  // (AdoptRetained; stats() counts it as adopted). Each thread lets at most
+  // kMaxRetainedPerThread arenas reset on it keep a block
+  // (ThreadState::retain_credit), so idle arenas (10000 keep-alive
+  // connections) cannot pin more than that many blocks per thread;
+  // destruction gives the block back.
   internal::BlockHeader* retained_ = nullptr;
   internal::BlockHeader* large_ = nullptr;   // large mappings (doubly linked)
   std::size_t small_blocks_ = 0;   // in blocks_ and spare_
@@ -279,7 +299,13 @@ class Arena {
   const std::size_t first_block_hint_;  // options_ or Config
   std::size_t spare_blocks_ = 0;   // blocks in spare_
   CleanupNode* cleanups_ = nullptr;
-  internal::FreeLists* free_ = nullptr;  // in the arena, on first free
+  // Chunks freed on the owner: first pushed here unsorted (link and chunk
+  // size in the chunk's first 16 bytes, which every chunk has), filed into
+  // the size-class lists of free_ when a slow path wants to reuse one. A
+  // request that frees a few buffers (a growing vector) and then Resets
+  // pays four stores per free, and neither the sorting nor the table.
+  FreeChunk* pending_ = nullptr;
+  internal::FreeLists* free_ = nullptr;  // in the arena, made by SortPending
   std::size_t free_chunks_ = 0;    // chunks in free_
   std::uint64_t slow_allocations_ = 0;  // allocations that took the slow path
   std::uint64_t deallocations_ = 0;

@@ -14,6 +14,7 @@ using internal::ThreadCounters;
 using internal::ThreadState;
 
 void Arena::Publish() noexcept {
+  AdoptRetained();
   ThreadState* local = runtime_->Local();
   auto delta = [](std::size_t now, std::size_t* published) {
     const auto d = static_cast<std::int64_t>(now) -
@@ -56,15 +57,18 @@ void Arena::RecordFootprint(ThreadState* local) noexcept {
 
 ArenaStats Arena::stats() const {
   ArenaStats s;
+  // The kept block counts as held once something was bumped from it (what
+  // AdoptRetained will do at the next slow path).
+  const bool adopted = RetainedInUse();
   s.live_bytes = live_bytes_;
-  s.block_bytes = block_bytes_;
-  s.blocks = small_blocks_ + large_blocks_;
+  s.block_bytes = block_bytes_ + (adopted ? block_size_ : 0);
+  s.blocks = small_blocks_ + large_blocks_ + (adopted ? 1 : 0);
   s.large_blocks = large_blocks_;
-  s.retained_bytes = retained_ != nullptr ? block_size_ : 0;
+  s.retained_bytes = retained_ != nullptr && !adopted ? block_size_ : 0;
   s.slow_allocations = slow_allocations_;
   s.deallocations = deallocations_;
   s.resets = resets_;
-  s.fragmentation = FragmentationRatio(block_bytes_, live_bytes_);
+  s.fragmentation = FragmentationRatio(s.block_bytes, live_bytes_);
   return s;
 }
 

@@ -215,10 +215,27 @@ TEST(Retention, ResetKeepsOneBlockAndIdleArenasPinFew) {
       a.Reset();
       EXPECT_EQ(a.stats().block_bytes, 0u);
       EXPECT_EQ(a.stats().retained_bytes, kBlock);
+      // The kept block is current again: the next request starts on the
+      // fast path, and the block counts as held once bumped into.
+      const std::uint64_t slow = a.stats().slow_allocations;
       auto* again = static_cast<char*>(a.Allocate(100));
       EXPECT_EQ(reinterpret_cast<std::uintptr_t>(again) & mask,
                 reinterpret_cast<std::uintptr_t>(first) & mask);
+      EXPECT_EQ(a.stats().slow_allocations, slow);
       EXPECT_EQ(a.stats().retained_bytes, 0u);
+      EXPECT_EQ(a.stats().block_bytes, kBlock);
+      EXPECT_EQ(a.stats().blocks, 1u);
+      EXPECT_EQ(a.stats().live_bytes, 100u);
+      // Filling it takes a second block beside it, not instead of it.
+      std::size_t taken = 100;
+      while (a.stats().blocks == 1) taken += 1024, a.Allocate(1024);
+      EXPECT_EQ(a.stats().block_bytes, 2 * kBlock);
+      EXPECT_EQ(a.stats().live_bytes, taken);
+      a.Reset();
+      EXPECT_EQ(a.stats().block_bytes, 0u);
+      EXPECT_EQ(a.stats().retained_bytes, kBlock);
+      a.Reset();  // nothing used: the block stays kept, nothing recorded
+      EXPECT_EQ(a.stats().retained_bytes, kBlock);
     }
     const std::size_t before = arena::GlobalStats().retained_bytes;
     std::vector<std::unique_ptr<arena::Arena>> idle;

@@ -7,10 +7,10 @@
 // bound >= its size (ClassCeil) and the next three, so any chunk found there
 // is big enough and at most about twice the request.
 //
-// Memory: the table lives in the arena's own memory (one chunk, taken on
-// the first local free) and the links in the freed chunks themselves; both
-// die with the arena's blocks at Reset. Only `nonempty` is initialized: a
-// head is read only when its bit is set. Under AddressSanitizer a listed
+// Memory: the table lives in the arena's own memory (one chunk, taken when
+// a slow path first files the arena's pending frees into it) and the links
+// in the freed chunks themselves; both die with the arena's blocks at Reset.
+// Only `nonempty` is initialized: a head is read only when its bit is set. Under AddressSanitizer a listed
 // chunk is poisoned except while the list itself reads or writes its link.
 //
 // Thread-safety: none; only the arena's owner touches its free lists.
