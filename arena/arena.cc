@@ -365,23 +365,25 @@ void Arena::Deallocate(void* p, std::size_t bytes) noexcept {
                                           std::memory_order_relaxed));
 }
 
-void Arena::DeallocateLocal(void* p, std::size_t bytes,
-                            BlockHeader* block) noexcept {
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Arena::DeallocateLocal(
+    void* p, std::size_t bytes, BlockHeader* block) noexcept {
   if (live_bytes_ > peak_live_) peak_live_ = live_bytes_;
   live_bytes_ -= bytes;
   ++deallocations_;
-  if (ABSL_PREDICT_FALSE(block->kind == BlockKind::kLarge)) {
-    DeallocateLarge(block);
-    return;
-  }
   char* chunk = static_cast<char*>(p);
   const std::size_t size = ChunkSize(bytes);
-  if (chunk + size == cursor_) {
+  // The current block is small: only a chunk elsewhere needs its header's
+  // kind read (a line the request has likely evicted).
+  const bool current = reinterpret_cast<char*>(block) + block_size_ == limit_;
+  if (current && chunk + size == cursor_) {
     // The most recent allocation: give it back to the bump pointer.
     cursor_ = chunk;
     PoisonMemory(chunk, size);
-  } else {
+  } else if (ABSL_PREDICT_TRUE(current) || block->kind == BlockKind::kSmall) {
     PushFree(chunk, size);
+  } else {
+    DeallocateLarge(block);
+    return;
   }
   // Local frees publish too, once live bytes fell by kPublishSlack since
   // the last publication: the process figures lag by at most a block plus

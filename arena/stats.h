@@ -33,12 +33,15 @@ namespace arena {
 struct Histogram {
   static constexpr int kBuckets = 1 + 8 + 45 * 4;
 
-  static int BucketOf(std::uint64_t value) {
+  static constexpr int BucketOf(std::uint64_t value) {
     if (value <= 8) return static_cast<int>(value);
-    const std::uint64_t w = value - 1;
+    // Past 2^48 everything goes to the last bucket: clamping w there (a
+    // conditional move, no branch) gives e = 47 and the top sub-bucket.
+    constexpr std::uint64_t kTop = (std::uint64_t{1} << 48) - 1;
+    const std::uint64_t w = value - 1 < kTop ? value - 1 : kTop;
     const int e = 63 - __builtin_clzll(w);  // w >= 8: e >= 3
-    if (e > 47) return kBuckets - 1;
-    return 9 + (e - 3) * 4 + static_cast<int>((w >> (e - 2)) & 3);
+    // = 9 + (e - 3) * 4 + the two bits below the leading one.
+    return 4 * e - 3 + static_cast<int>((w >> (e - 2)) & 3);
   }
   static std::uint64_t UpperBound(int bucket);
 

@@ -48,6 +48,11 @@ TEST(Histogram, BucketEdges) {
   }
   EXPECT_EQ(arena::Histogram::BucketOf(~std::uint64_t{0}),
             arena::Histogram::kBuckets - 1);
+  // The top power of two: four buckets, the last one open-ended.
+  const std::uint64_t top = std::uint64_t{1} << 47;
+  EXPECT_EQ(arena::Histogram::BucketOf(top + 1), arena::Histogram::kBuckets - 4);
+  EXPECT_EQ(arena::Histogram::BucketOf(2 * top), arena::Histogram::kBuckets - 1);
+  EXPECT_EQ(arena::Histogram::BucketOf(2 * top + 1), arena::Histogram::kBuckets - 1);
 }
 
 TEST(Histogram, EmptyMergeAndPercentiles) {
@@ -110,6 +115,32 @@ TEST(Footprint, ResetRecordsWhatTheRequestHeld) {
   EXPECT_EQ(after.blocks.sum - before.blocks.sum, 3u);
   EXPECT_EQ(after.large_allocations.sum - before.large_allocations.sum, 1u);
   EXPECT_GE(after.slow_paths.sum - before.slow_paths.sum, 3u);
+}
+
+// Values up to 8 are kept only as bucket counts (their bucket is exact);
+// sums and maxima must still come out exact, with and without larger values.
+TEST(Footprint, SmallCountsKeepExactSumsAndMaxima) {
+  const arena::FootprintStats before = arena::GlobalStats().footprint;
+  std::thread([] {
+    arena::Arena a;
+    a.Allocate(100);  // 1 block
+    a.Reset();
+    for (int i = 0; i < 6; ++i) a.Allocate(30000);  // two per block: 3 blocks
+    a.Reset();
+  }).join();
+  const arena::FootprintStats mid = arena::GlobalStats().footprint;
+  EXPECT_EQ(mid.blocks.count - before.blocks.count, 2u);
+  EXPECT_EQ(mid.blocks.sum - before.blocks.sum, 4u);
+  EXPECT_GE(mid.blocks.max, 3u);
+  std::thread([] {
+    arena::Arena a;
+    for (int i = 0; i < 24; ++i) a.Allocate(30000);  // 12 blocks
+    a.Reset();
+  }).join();
+  const arena::FootprintStats after = arena::GlobalStats().footprint;
+  EXPECT_EQ(after.blocks.sum - mid.blocks.sum, 12u);
+  EXPECT_GE(after.blocks.max, 12u);
+  EXPECT_EQ(after.blocks.buckets[3] - before.blocks.buckets[3], 1u);
 }
 
 TEST(Footprint, MergesAcrossThreads) {

@@ -19,6 +19,7 @@ void FootprintRecorder::AddShared(const RequestFootprint& request) {
   for (int m = 0; m < kFootprintMetrics; ++m) {
     const std::uint64_t v = request.values[m];
     buckets_[m][Histogram::BucketOf(v)].fetch_add(1, std::memory_order_relaxed);
+    if (v <= kExactMax) continue;  // sum and max from the bucket (Record)
     sum_[m].fetch_add(v, std::memory_order_relaxed);
     std::uint64_t seen = max_[m].load(std::memory_order_relaxed);
     while (seen < v &&
@@ -50,8 +51,14 @@ void FootprintRecorder::MergeInto(FootprintStats* out) const {
       h.buckets[b] = buckets_[m][b].load(std::memory_order_relaxed);
       h.count += h.buckets[b];
     }
+    // sum_ and max_ cover the values above kExactMax; bucket b <= kExactMax
+    // holds only the value b (see Record).
     h.sum = sum_[m].load(std::memory_order_relaxed);
     h.max = max_[m].load(std::memory_order_relaxed);
+    for (std::uint64_t b = 1; b <= kExactMax; ++b) {
+      h.sum += b * h.buckets[b];
+      if (h.buckets[b] != 0 && h.max < b) h.max = b;
+    }
     (out->*kMembers[m]).Merge(h);
   }
 }

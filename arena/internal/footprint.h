@@ -43,9 +43,9 @@ class FootprintRecorder {
   FootprintRecorder(const FootprintRecorder&) = delete;
   FootprintRecorder& operator=(const FootprintRecorder&) = delete;
 
-  // The owning thread only. Called at every Reset: straight-line code over
-  // constant offsets (single writer: load + store, no RMW; the sums and
-  // maxima of all six share two cache lines).
+  // The owning thread only. Called at every Reset: code over constant
+  // offsets (single writer: load + store, no RMW; the sums and maxima of all
+  // six share two cache lines).
   void Add(const RequestFootprint& request) {
     Record<kPeakLiveBytes>(request.values[kPeakLiveBytes]);
     Record<kHeldBytes>(request.values[kHeldBytes]);
@@ -62,18 +62,33 @@ class FootprintRecorder {
   void MergeInto(FootprintStats* out) const;
 
  private:
+  // Buckets 0..8 hold exactly one value each (Histogram::BucketOf), so a
+  // value <= 8 is only counted in its bucket: MergeInto adds those buckets'
+  // values to sum_ and takes max_ from them when nothing larger came. The
+  // small metrics (blocks, slow paths, large allocations) are almost always
+  // such values: one increment each.
+  static constexpr std::uint64_t kExactMax = 8;
+  static_assert(Histogram::BucketOf(kExactMax) == kExactMax &&
+                    Histogram::BucketOf(kExactMax + 1) == kExactMax + 1,
+                "buckets 0..kExactMax hold one value each");
   template <int kMetric>
   void Record(std::uint64_t v) {
-    std::atomic<std::uint64_t>& bucket = buckets_[kMetric][Histogram::BucketOf(v)];
-    bucket.store(bucket.load(std::memory_order_relaxed) + 1,
-                 std::memory_order_relaxed);
-    sum_[kMetric].store(sum_[kMetric].load(std::memory_order_relaxed) + v,
-                        std::memory_order_relaxed);
+    if (v <= kExactMax) {
+      Bump(&buckets_[kMetric][v], 1);
+      return;
+    }
+    Bump(&buckets_[kMetric][Histogram::BucketOf(v)], 1);
+    Bump(&sum_[kMetric], v);
     if (v > max_[kMetric].load(std::memory_order_relaxed)) {
       max_[kMetric].store(v, std::memory_order_relaxed);
     }
   }
+  static void Bump(std::atomic<std::uint64_t>* counter, std::uint64_t by) {
+    counter->store(counter->load(std::memory_order_relaxed) + by,
+                   std::memory_order_relaxed);
+  }
 
+  // Sum and maximum of the values above kExactMax (see Record).
   std::atomic<std::uint64_t> sum_[kFootprintMetrics]{};
   std::atomic<std::uint64_t> max_[kFootprintMetrics]{};
   std::atomic<std::uint64_t> buckets_[kFootprintMetrics][Histogram::kBuckets]{};
