@@ -100,6 +100,19 @@ TEST(PoisoningDeathTest, ByteAfterAnEightByteAllocationStaysPoisoned) {
       },
       "use-after-poison");
 }
+// Locally freed chunks wait on the unsorted pending list with their header
+// written; all of them, header included, stay poisoned there.
+TEST(PoisoningDeathTest, LocallyFreedPendingChunkIsPoisoned) {
+  EXPECT_DEATH(
+      {
+        arena::Arena a;
+        char* p = static_cast<char*>(a.Allocate(64));
+        a.Allocate(64);
+        a.Deallocate(p, 64);
+        p[0] = 1;
+      },
+      "use-after-poison");
+}
 TEST(PoisoningDeathTest, RemotelyFreedChunkIsPoisonedPastItsHeader) {
   EXPECT_DEATH(
       {
