@@ -70,7 +70,8 @@ Arena::Arena(const ArenaOptions& options)
                     : options.adaptive_first_block == ArenaOptions::Adaptive::kOn),
       first_block_hint_(options.first_block_hint != 0
                             ? options.first_block_hint
-                            : runtime_->config().first_block_hint) {
+                            : runtime_->config().first_block_hint),
+      shared_block_mask_(block_mask_) {
   runtime_->Count(runtime_->Local(), &ThreadCounters::arenas_created, 1);
 }
 
@@ -328,7 +329,7 @@ void Arena::SortPending() noexcept {
 void Arena::Deallocate(void* p, std::size_t bytes) noexcept {
   if (p == nullptr) return;
   auto* block = reinterpret_cast<BlockHeader*>(
-      reinterpret_cast<std::uintptr_t>(p) & block_mask_);
+      reinterpret_cast<std::uintptr_t>(p) & shared_block_mask_);
   ARENA_DCHECK(block->magic == internal::kBlockMagic && block->owner == this,
                "arena::Arena::Deallocate: the pointer is not held by this "
                "arena (freed after Reset, freed twice, or from another arena)");

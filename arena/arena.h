@@ -331,15 +331,24 @@ class Arena {
   friend class SharedArena;
   internal::SharedBudget* budget_ = nullptr;
 
-  // Touched by other threads: its own cache line, away from the bump fields
-  // the owner writes on every allocation (a remote Deallocate reads owner_
-  // and then pushes onto remote_: one line, and no ping-pong with cursor_).
-  // Remote Deallocate pushes with a release CAS; the owner takes the stack
-  // with an acquire exchange.
+  // Read by every Deallocate on any thread, written only when ownership
+  // moves: a line of its own, so that a local Deallocate (which reads it)
+  // does not miss on the line remote Deallocates keep writing (remote_), and
+  // remote Deallocates keep it shared instead of stealing it from the owner.
+  // The owner's thread id; written (rarely, relaxed) by a thread that
+  // becomes the owner.
+  alignas(64) std::atomic<std::uint64_t> owner_{internal::kNoThread};
+  // block_mask_ again, for Deallocate: block_mask_ itself shares a line with
+  // the bump fields, and a remote free reading it would take that line away
+  // from the owner at every free.
+  const std::uintptr_t shared_block_mask_;
+
+  // Written by other threads: its own cache line, away from the bump fields
+  // the owner writes on every allocation and from owner_, which every
+  // Deallocate reads. Remote Deallocate pushes with a release CAS; the owner
+  // takes the stack with an acquire exchange. Only remote freers and the
+  // owner's drain (once per stack, not per chunk) touch this line.
   alignas(64) std::atomic<FreeChunk*> remote_{nullptr};
-  // The owner's thread id; read by Deallocate on any thread, written (rarely,
-  // relaxed) by a thread that becomes the owner.
-  std::atomic<std::uint64_t> owner_{internal::kNoThread};
 };
 
 inline void* ArenaResource::do_allocate(std::size_t bytes,
