@@ -113,31 +113,46 @@ void* Arena::AllocateSlow(std::size_t bytes, std::size_t alignment) noexcept {
   ClaimOwnership();
   AdoptRetained();
   // Remote frees are drained only when the arena would otherwise need new
-  // memory: one exchange then takes many chunks, instead of one contended
-  // exchange per slow path. (Relaxed peek; the exchange acquires.)
-  auto drain = [this] {
+  // memory, or (recycling runs) when the bump region is used up: one
+  // exchange then takes many chunks, instead of one contended exchange per
+  // slow path. (Relaxed peek; the exchange acquires.)
+  auto drain = [this](std::size_t need) {
     if (remote_.load(std::memory_order_relaxed) == nullptr) return false;
-    DrainRemote();
+    DrainRemote(need);
     return true;
   };
   void* p = nullptr;
   if (bytes > large_threshold_) {
-    drain();
+    drain(0);
     p = AllocateLarge(bytes, alignment);
   } else {
-    // Room in the current block first, then a freed chunk of the class
-    // (after draining remote frees if need be), then a new block.
+    // Room in the bump region first, then (while recycling runs) the next
+    // run, then a freed chunk of the class (after draining remote frees if
+    // need be), then the largest free chunk as a region, then a new block.
     const std::size_t size = ChunkSize(bytes);
     p = BumpCurrent(size, alignment);
     const bool reuse = alignment == kGrain;
+    // While drains keep yielding runs (a consumer frees in the order we
+    // allocated), the next bump region comes from the remote stack or from
+    // a run waiting in the free lists, before single chunks are popped:
+    // memory bumped from a run comes back as a run, whereas chunks popped
+    // one by one are scattered and come back as no run at all.
+    if (p == nullptr && recycle_runs_ != 0 &&
+        free_chunks_ < kMaxChunksWhileRecycling) {
+      if (drain(size)) p = BumpCurrent(size, alignment);
+      if (p == nullptr && reuse) p = BumpLargestFree(size);
+    }
     if (p == nullptr && reuse && HasFreeChunks()) p = PopFree(size);
-    if (p == nullptr && drain()) {
+    if (p == nullptr && drain(size)) {
       // A drained chunk may have been the last of the current block (the
       // cursor moved back) or may fit this request: try both again before
       // asking for a new block, which a cap may refuse.
       p = BumpCurrent(size, alignment);
       if (p == nullptr && reuse && HasFreeChunks()) p = PopFree(size);
     }
+    // The largest free chunk, if it can hold this one and a few more (a
+    // run waiting whole, a region's rest), before the arena grows.
+    if (p == nullptr && reuse) p = BumpLargestFree(size);
     if (p == nullptr) p = BumpNewBlock(size, alignment);
     if (p != nullptr) UnpoisonMemory(p, bytes);
   }
@@ -284,17 +299,29 @@ void* Arena::PopFree(std::size_t size) noexcept {
   return p;
 }
 
+bool Arena::MakeFreeLists() noexcept {
+  // The table lives in the arena itself; without room, freed chunks simply
+  // wait for Reset.
+  char* table = static_cast<char*>(BumpCurrent(kTableSize, kGrain));
+  if (table == nullptr) table = static_cast<char*>(BumpNewBlock(kTableSize, kGrain));
+  if (table == nullptr) return false;
+  InitFreeLists(table);
+  return true;
+}
+
+void Arena::InitFreeLists(char* table) noexcept {
+  UnpoisonMemory(table, sizeof(FreeLists));
+  free_ = reinterpret_cast<FreeLists*>(table);
+  free_->Clear();
+}
+
 void Arena::PushFree(char* chunk, std::size_t size) noexcept {
   if (free_ == nullptr) {
     // Room for the table now, while the current block may have some: when
     // a slow path sorts these chunks the block is full, and a new block
     // just for the table would defeat the reuse.
     char* table = static_cast<char*>(BumpCurrent(kTableSize, kGrain));
-    if (table != nullptr) {
-      UnpoisonMemory(table, sizeof(FreeLists));
-      free_ = reinterpret_cast<FreeLists*>(table);
-      free_->Clear();
-    }
+    if (table != nullptr) InitFreeLists(table);
   }
   // Every chunk has room for the 16-byte header (size >= 16), but the caller
   // may have been handed fewer bytes: unpoison exactly what is written.
@@ -307,90 +334,13 @@ void Arena::PushFree(char* chunk, std::size_t size) noexcept {
 }
 
 void Arena::SortPending() noexcept {
-  if (free_ == nullptr) {
-    // The table lives in the arena itself; without room the chunks simply
-    // wait for Reset.
-    char* table = static_cast<char*>(BumpCurrent(kTableSize, kGrain));
-    if (table == nullptr) table = static_cast<char*>(BumpNewBlock(kTableSize, kGrain));
-    if (table == nullptr) return;
-    UnpoisonMemory(table, sizeof(FreeLists));
-    free_ = reinterpret_cast<FreeLists*>(table);
-    free_->Clear();
-  }
+  if (free_ == nullptr && !MakeFreeLists()) return;
   while (pending_ != nullptr) {
     FreeChunk* c = pending_;
     UnpoisonMemory(c, sizeof(FreeChunk));
     pending_ = c->next;
     free_->Push(reinterpret_cast<char*>(c), c->bytes);  // poisons the chunk
     ++free_chunks_;
-  }
-}
-
-void Arena::Deallocate(void* p, std::size_t bytes) noexcept {
-  if (p == nullptr) return;
-  auto* block = reinterpret_cast<BlockHeader*>(
-      reinterpret_cast<std::uintptr_t>(p) & shared_block_mask_);
-  ARENA_DCHECK(block->magic == internal::kBlockMagic && block->owner == this,
-               "arena::Arena::Deallocate: the pointer is not held by this "
-               "arena (freed after Reset, freed twice, or from another arena)");
-  // Relaxed: identity only (see arena.h on hand-over).
-  // A thread with no id yet (kNoThread) is never the owner: an arena that
-  // handed out `p` has an owner, and owners have ids.
-  if (owner_.load(std::memory_order_relaxed) == internal::ThreadIdIfAssigned()) {
-    // The owner may read the bump fields: in the current block only what
-    // lies below the cursor was handed out (after a Reset the kept block is
-    // current again, owner and all, so this catches a free after Reset).
-    ARENA_DCHECK(reinterpret_cast<char*>(block) + block_size_ != limit_ ||
-                     static_cast<char*>(p) < cursor_,
-                 "arena::Arena::Deallocate: the pointer is not held by this "
-                 "arena (freed after Reset, freed twice, or from another "
-                 "arena)");
-    DeallocateLocal(p, bytes, block);
-    return;
-  }
-  auto* chunk = static_cast<FreeChunk*>(p);
-  // Every chunk has room for the header (at least 16 bytes), but the caller
-  // may have been handed fewer: unpoison exactly what is written here.
-  UnpoisonMemory(chunk, sizeof(FreeChunk));
-  chunk->bytes = bytes;
-  if (block->kind == BlockKind::kSmall && ChunkSize(bytes) > sizeof(FreeChunk)) {
-    PoisonMemory(reinterpret_cast<char*>(p) + sizeof(FreeChunk),
-                 ChunkSize(bytes) - sizeof(FreeChunk));
-  }
-  FreeChunk* head = remote_.load(std::memory_order_relaxed);
-  do {
-    chunk->next = head;
-    // Release: publishes chunk->next/bytes and the caller's last writes to
-    // the memory to the owner's acquire exchange in DrainRemote.
-  } while (!remote_.compare_exchange_weak(head, chunk, std::memory_order_release,
-                                          std::memory_order_relaxed));
-}
-
-ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Arena::DeallocateLocal(
-    void* p, std::size_t bytes, BlockHeader* block) noexcept {
-  if (live_bytes_ > peak_live_) peak_live_ = live_bytes_;
-  live_bytes_ -= bytes;
-  ++deallocations_;
-  char* chunk = static_cast<char*>(p);
-  const std::size_t size = ChunkSize(bytes);
-  // The current block is small: only a chunk elsewhere needs its header's
-  // kind read (a line the request has likely evicted).
-  const bool current = reinterpret_cast<char*>(block) + block_size_ == limit_;
-  if (current && chunk + size == cursor_) {
-    // The most recent allocation: give it back to the bump pointer.
-    cursor_ = chunk;
-    PoisonMemory(chunk, size);
-  } else if (ABSL_PREDICT_TRUE(current) || block->kind == BlockKind::kSmall) {
-    PushFree(chunk, size);
-  } else {
-    DeallocateLarge(block);
-    return;
-  }
-  // Local frees publish too, once live bytes fell by kPublishSlack since
-  // the last publication: the process figures lag by at most a block plus
-  // kPublishSlack.
-  if (ABSL_PREDICT_FALSE(published_live_ > live_bytes_ + kPublishSlack)) {
-    Publish();
   }
 }
 
@@ -403,20 +353,6 @@ void Arena::DeallocateLarge(BlockHeader* block) noexcept {
   large_bytes_ -= block->size;
   runtime_->UnmapLarge(block);
   Publish();  // the mapping leaves in_arena_bytes at once
-}
-
-void Arena::DrainRemote() noexcept {
-  // Acquire pairs with the release CAS of remote Deallocate.
-  FreeChunk* list = remote_.exchange(nullptr, std::memory_order_acquire);
-  while (list != nullptr) {
-    UnpoisonMemory(list, sizeof(FreeChunk));
-    FreeChunk* next = list->next;
-    const std::size_t bytes = list->bytes;
-    auto* block = reinterpret_cast<BlockHeader*>(
-        reinterpret_cast<std::uintptr_t>(list) & block_mask_);
-    DeallocateLocal(list, bytes, block);
-    list = next;
-  }
 }
 
 void Arena::AdoptRetainedSlow() noexcept {
@@ -532,6 +468,7 @@ void Arena::ReleaseAll(bool keep_one) noexcept {
   free_ = nullptr;
   free_chunks_ = 0;
   pending_ = nullptr;
+  recycle_runs_ = 0;
   Publish();
 }
 

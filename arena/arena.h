@@ -17,8 +17,11 @@
 //     reused by later allocations of that class;
 //   - on any other thread it pushes onto the arena's lock-free remote-free
 //     stack (one CAS); the owner drains that stack (one exchange) on the
-//     first slow path that would otherwise need new memory, and at Reset,
-//     and only then counts those bytes as freed.
+//     first slow path that would otherwise need new memory (or, while
+//     drains keep yielding runs of contiguous chunks, on the slow path that
+//     finds the bump region used up), and at Reset, and only then counts
+//     those bytes as freed. Drained runs of contiguous chunks (a consumer
+//     freeing in allocation order) become the bump region again.
 // A thread that handed the arena on counts as "other" once the new owner's
 // first Allocate or Reset happened-before its Deallocate; a Deallocate racing
 // with the hand-over itself is a data race (as any use during a move is).
@@ -181,6 +184,10 @@ class Arena {
   static constexpr std::size_t kGrain = 16;
   static constexpr std::size_t kHeaderBytes = 64;  // internal::kBlockHeaderSize
   static constexpr std::size_t kPublishSlack = 16 * 1024;
+  // A drained run of contiguous freed chunks at least this long may become
+  // the bump region (see DrainRemote): a few allocations' worth, so that a
+  // swap pays for its slow path.
+  static constexpr std::size_t kMinBumpRun = 256;
 
   // Bytes a chunk takes: `bytes` rounded up to 16, at least 16.
   static std::size_t ChunkSize(std::size_t bytes) {
@@ -217,6 +224,9 @@ class Arena {
   void* AllocateSlowOrThrow(std::size_t bytes, std::size_t alignment);
   void* BumpCurrent(std::size_t size, std::size_t alignment) noexcept;
   void* BumpNewBlock(std::size_t size, std::size_t alignment) noexcept;
+  // The largest free chunk becomes the bump region if it holds at least
+  // max(size, kMinBumpRun) bytes; then bumps `size` from it (alignment 16).
+  void* BumpLargestFree(std::size_t size) noexcept;
   void* AllocateLarge(std::size_t bytes, std::size_t alignment) noexcept;
   internal::BlockHeader* NextBlock() noexcept;
   bool HasFreeChunks() const noexcept {
@@ -229,7 +239,23 @@ class Arena {
                        internal::BlockHeader* block) noexcept;
   ABSL_ATTRIBUTE_NOINLINE void DeallocateLarge(
       internal::BlockHeader* block) noexcept;
-  void DrainRemote() noexcept;
+  // Takes the remote-free stack; `need`: the chunk size the caller is about
+  // to bump (0: none). See arena.cc.
+  void DrainRemote(std::size_t need) noexcept;
+  // Address-contiguous chunks of a drained remote stack: `count` chunks,
+  // listed from `first` (by FreeChunk::next), covering [lo, hi).
+  struct Run {
+    FreeChunk* first = nullptr;
+    std::size_t count = 0;
+    char* lo = nullptr;
+    char* hi = nullptr;
+  };
+  // A short run: each chunk to its free list; a long one: as one chunk.
+  void PushRun(const Run& run) noexcept;
+  void MakeRegion(char* lo, char* hi) noexcept;  // REQUIRES: [lo, hi) free
+  bool MakeFreeLists() noexcept;  // false: no memory for the table
+  // REQUIRES: ChunkSize(sizeof(FreeLists)) free bytes at `table`.
+  void InitFreeLists(char* table) noexcept;
   void ClaimOwnership() noexcept;
   // Publishes when a block came or went or live bytes moved by 16 KiB.
   void MaybePublish() noexcept {
@@ -257,8 +283,12 @@ class Arena {
   }
 
   // Hot: read or written by every Allocate.
-  char* cursor_ = nullptr;       // next free byte of the current block
-  char* limit_ = nullptr;        // end of the current block
+  // The bump region [cursor_, limit_): the tail of the newest block, or a
+  // run of contiguous remotely freed chunks that DrainRemote made the region
+  // (so a producer/consumer pair recycles memory on the fast path). Either
+  // way it lies in one of blocks_ and holds no live chunk.
+  char* cursor_ = nullptr;       // next free byte of the bump region
+  char* limit_ = nullptr;        // end of the bump region
   // The owner's thread token, for the fast path (see thread_token.h: the
   // token may be reused by a new thread; ownership itself is owner_'s id).
   const void* owner_token_ = nullptr;
@@ -307,6 +337,17 @@ class Arena {
   FreeChunk* pending_ = nullptr;
   internal::FreeLists* free_ = nullptr;  // in the arena, made by SortPending
   std::size_t free_chunks_ = 0;    // chunks in free_
+  // Credit for "drains yield runs": kRecycleCredit after a drain found a
+  // run of at least kMinBumpRun bytes, one less after each drain that did
+  // not. While nonzero and the free lists hold fewer than
+  // kMaxChunksWhileRecycling chunks, the slow path takes its next bump
+  // region from the remote stack or a waiting run before it pops single
+  // chunks (see AllocateSlow). Zero keeps arenas with scattered frees on
+  // the pop-first path; the chunk bound makes a recycling arena use up the
+  // single chunks that runs leave behind instead of growing past them.
+  static constexpr unsigned char kRecycleCredit = 4;
+  static constexpr std::size_t kMaxChunksWhileRecycling = 256;
+  unsigned char recycle_runs_ = 0;
   std::uint64_t slow_allocations_ = 0;  // allocations that took the slow path
   std::uint64_t deallocations_ = 0;
   std::uint64_t resets_ = 0;

@@ -36,5 +36,26 @@ void* FreeLists::Pop(std::size_t size) noexcept {
   return nullptr;
 }
 
+void* FreeLists::PopLargest(std::size_t min_size, std::size_t* size) noexcept {
+  std::size_t c;
+  if (nonempty[1] != 0) {
+    c = 64 + 63 - absl::countl_zero(nonempty[1]);
+  } else if (nonempty[0] != 0) {
+    c = 63 - absl::countl_zero(nonempty[0]);
+  } else {
+    return nullptr;
+  }
+  if (c < ClassCeil(min_size)) return nullptr;
+  Node* node = heads[c];
+  UnpoisonMemory(node, sizeof(Node));
+  heads[c] = node->next;
+  *size = node->size;
+  if (node->next == nullptr) {
+    nonempty[c / 64] &= ~(std::uint64_t{1} << (c % 64));
+  }
+  PoisonMemory(node, sizeof(Node));
+  return node;
+}
+
 }  // namespace internal
 }  // namespace arena

@@ -8,9 +8,10 @@
 // is big enough and at most about twice the request.
 //
 // Memory: the table lives in the arena's own memory (one chunk, taken when
-// a slow path first files the arena's pending frees into it) and the links
-// in the freed chunks themselves; both die with the arena's blocks at Reset.
-// Only `nonempty` is initialized: a head is read only when its bit is set. Under AddressSanitizer a listed
+// the arena first frees a chunk or files its pending frees) and the links
+// and sizes in the freed chunks themselves; both die with the arena's blocks
+// at Reset. Only `nonempty` is initialized: a head is read only when its bit
+// is set. Under AddressSanitizer a listed
 // chunk is poisoned except while the list itself reads or writes its link.
 //
 // Thread-safety: none; only the arena's owner touches its free lists.
@@ -44,10 +45,11 @@ struct FreeLists {
     const std::size_t c = ClassFloor(size);
     auto* node = reinterpret_cast<Node*>(chunk);
     const bool had = (nonempty[c / 64] >> (c % 64) & 1) != 0;
-    // The caller may have been handed fewer than 8 bytes of this chunk (the
-    // rest stayed poisoned): unpoison exactly the link before writing it.
+    // The caller may have been handed fewer than 16 bytes of this chunk (the
+    // rest stayed poisoned): unpoison exactly the node before writing it.
     UnpoisonMemory(node, sizeof(Node));
     node->next = had ? heads[c] : nullptr;
+    node->size = size;
     heads[c] = node;
     nonempty[c / 64] |= std::uint64_t{1} << (c % 64);
     PoisonMemory(chunk, size);
@@ -58,8 +60,14 @@ struct FreeLists {
   // what it hands out.
   void* Pop(std::size_t size) noexcept;
 
-  struct Node {
+  // The chunk of the highest nonempty class if that class's chunks are all
+  // at least `min_size` bytes (a whole freed run, to bump through), with
+  // its exact size in *size; else nullptr. Poisoned as Pop's.
+  void* PopLargest(std::size_t min_size, std::size_t* size) noexcept;
+
+  struct Node {  // in the free chunk's first 16 bytes (chunks are >= 16)
     Node* next;
+    std::size_t size;  // the chunk's exact size
   };
   std::uint64_t nonempty[kClasses / 64];
   Node* heads[kClasses];

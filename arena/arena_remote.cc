@@ -1,0 +1,236 @@
+// The arena's remote frees: Deallocate from any thread, the owner's drain
+// of the remote-free stack, and the reuse of drained runs of contiguous
+// chunks as bump regions (issue 11). Owner-only code except Deallocate; see
+// arena.h for the threading contract and the fields' cache lines.
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "arena/arena.h"
+#include "arena/internal/block.h"
+#include "arena/internal/check.h"
+#include "arena/internal/free_lists.h"
+
+namespace arena {
+
+using internal::BlockHeader;
+using internal::BlockKind;
+using internal::FreeLists;
+using internal::PoisonMemory;
+using internal::UnpoisonMemory;
+
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Arena::DeallocateLocal(
+    void* p, std::size_t bytes, BlockHeader* block) noexcept {
+  if (live_bytes_ > peak_live_) peak_live_ = live_bytes_;
+  live_bytes_ -= bytes;
+  ++deallocations_;
+  char* chunk = static_cast<char*>(p);
+  const std::size_t size = ChunkSize(bytes);
+  // The block whose end closes the bump region is small (regions lie in
+  // small blocks): only a chunk elsewhere needs its header's kind read (a
+  // line the request has likely evicted).
+  const bool current = reinterpret_cast<char*>(block) + block_size_ == limit_;
+  if (current && chunk + size == cursor_) {
+    // The most recent allocation: give it back to the bump pointer.
+    cursor_ = chunk;
+    PoisonMemory(chunk, size);
+  } else if (ABSL_PREDICT_TRUE(current) || block->kind == BlockKind::kSmall) {
+    PushFree(chunk, size);
+  } else {
+    DeallocateLarge(block);
+    return;
+  }
+  // Local frees publish too, once live bytes fell by kPublishSlack since
+  // the last publication: the process figures lag by at most a block plus
+  // kPublishSlack.
+  if (ABSL_PREDICT_FALSE(published_live_ > live_bytes_ + kPublishSlack)) {
+    Publish();
+  }
+}
+
+void Arena::Deallocate(void* p, std::size_t bytes) noexcept {
+  if (p == nullptr) return;
+  auto* block = reinterpret_cast<BlockHeader*>(
+      reinterpret_cast<std::uintptr_t>(p) & shared_block_mask_);
+  ARENA_DCHECK(block->magic == internal::kBlockMagic && block->owner == this,
+               "arena::Arena::Deallocate: the pointer is not held by this "
+               "arena (freed after Reset, freed twice, or from another arena)");
+  // Relaxed: identity only (see arena.h on hand-over).
+  // A thread with no id yet (kNoThread) is never the owner: an arena that
+  // handed out `p` has an owner, and owners have ids.
+  if (owner_.load(std::memory_order_relaxed) == internal::ThreadIdIfAssigned()) {
+    // The owner may read the bump fields: in the current block only what
+    // lies below the cursor was handed out (after a Reset the kept block is
+    // current again, owner and all, so this catches a free after Reset).
+    ARENA_DCHECK(reinterpret_cast<char*>(block) + block_size_ != limit_ ||
+                     static_cast<char*>(p) < cursor_,
+                 "arena::Arena::Deallocate: the pointer is not held by this "
+                 "arena (freed after Reset, freed twice, or from another "
+                 "arena)");
+    DeallocateLocal(p, bytes, block);
+    return;
+  }
+  auto* chunk = static_cast<FreeChunk*>(p);
+  // Every chunk has room for the header (at least 16 bytes), but the caller
+  // may have been handed fewer: unpoison exactly what is written here.
+  UnpoisonMemory(chunk, sizeof(FreeChunk));
+  chunk->bytes = bytes;
+  if (block->kind == BlockKind::kSmall && ChunkSize(bytes) > sizeof(FreeChunk)) {
+    PoisonMemory(reinterpret_cast<char*>(p) + sizeof(FreeChunk),
+                 ChunkSize(bytes) - sizeof(FreeChunk));
+  }
+  FreeChunk* head = remote_.load(std::memory_order_relaxed);
+  do {
+    chunk->next = head;
+    // Release: publishes chunk->next/bytes and the caller's last writes to
+    // the memory to the owner's acquire exchange in DrainRemote.
+  } while (!remote_.compare_exchange_weak(head, chunk, std::memory_order_release,
+                                          std::memory_order_relaxed));
+}
+
+// The owner takes the whole remote stack with one exchange and walks it
+// once. Accounting is summed over the walk and applied once (live_bytes_
+// falls by the bytes of every chunk taken; the peak is taken before, as a
+// free would).
+//
+// Chunks are grouped into runs of address-contiguous chunks, as the stack
+// lists them (a consumer that frees in allocation order pushes them in
+// descending address order; ascending is taken too). Runs never cross a
+// block: a block header lies between two blocks' chunks. A run that ends
+// where the bump region starts moves the cursor back. Of the other runs,
+// the longest is kept aside; when the walk ends it becomes the bump region
+// if it is longer than what the region has left and can serve `need` (so
+// the caller's retry bumps from it; a run it cannot serve is never swapped
+// in only to be left behind for a new block). The old region's rest then
+// goes to the free lists as one chunk. Every other chunk goes to its free
+// list, as a local free would. A producer whose consumer frees in order thus
+// allocates on the fast path through recycled memory.
+void Arena::DrainRemote(std::size_t need) noexcept {
+  // Acquire pairs with the release CAS of remote Deallocate: every chunk's
+  // header and the freeing threads' last writes to it are visible here.
+  FreeChunk* list = remote_.exchange(nullptr, std::memory_order_acquire);
+  if (list == nullptr) return;
+  if (live_bytes_ > peak_live_) peak_live_ = live_bytes_;
+  std::size_t freed = 0;
+  std::uint64_t count = 0;
+  Run run;   // the run being extended
+  Run best;  // the longest finished run (not at the cursor)
+  auto finish = [&] {
+    if (run.first == nullptr) return;
+    if (run.hi == cursor_) {
+      cursor_ = run.lo;
+      PoisonMemory(run.lo, static_cast<std::size_t>(run.hi - run.lo));
+    } else if (run.hi - run.lo > best.hi - best.lo) {
+      if (best.first != nullptr) PushRun(best);
+      best = run;
+    } else {
+      PushRun(run);
+    }
+  };
+  while (list != nullptr) {
+    UnpoisonMemory(list, sizeof(FreeChunk));
+    FreeChunk* next = list->next;
+    // The next chunk's line was last written by the freeing thread; most
+    // chunks go on to be written here (free-list links). Asking for it with
+    // write intent now gets it exclusive in one transfer, overlapped with
+    // this chunk's work. (A prefetch of nullptr is harmless.)
+    __builtin_prefetch(next, 1);
+    const std::size_t bytes = list->bytes;
+    freed += bytes;
+    ++count;
+    auto* block = reinterpret_cast<BlockHeader*>(
+        reinterpret_cast<std::uintptr_t>(list) & block_mask_);
+    char* chunk = reinterpret_cast<char*>(list);
+    if (ABSL_PREDICT_FALSE(block->kind == BlockKind::kLarge)) {
+      DeallocateLarge(block);
+    } else {
+      const std::size_t size = ChunkSize(bytes);
+      if (chunk + size == run.lo) {
+        run.lo = chunk;
+        ++run.count;
+      } else if (chunk == run.hi && run.hi != nullptr) {
+        run.hi += size;
+        ++run.count;
+      } else {
+        finish();
+        run = Run{list, 1, chunk, chunk + size};
+      }
+    }
+    list = next;
+  }
+  finish();
+  const auto length = static_cast<std::size_t>(best.hi - best.lo);
+  if (best.count > 1 && length >= kMinBumpRun) {
+    recycle_runs_ = kRecycleCredit;
+    if (length >= need && length > static_cast<std::size_t>(limit_ - cursor_)) {
+      MakeRegion(best.lo, best.hi);
+    } else {
+      PushRun(best);
+    }
+  } else {
+    if (recycle_runs_ != 0) --recycle_runs_;
+    if (best.first != nullptr) PushRun(best);
+  }
+  live_bytes_ -= freed;
+  deallocations_ += count;
+  if (ABSL_PREDICT_FALSE(published_live_ > live_bytes_ + kPublishSlack)) {
+    Publish();
+  }
+}
+
+void Arena::PushRun(const Run& run) noexcept {
+  const auto length = static_cast<std::size_t>(run.hi - run.lo);
+  if (run.count > 1 && length >= kMinBumpRun) {
+    // Whole, as one chunk: a later slow path may bump through it (see
+    // AllocateSlow), and a large request may take it.
+    PushFree(run.lo, length);
+    return;
+  }
+  // Each chunk to its free list. Read the link before PushFree overwrites it.
+  FreeChunk* c = run.first;
+  for (std::size_t n = run.count; n > 0; --n) {
+    FreeChunk* next = c->next;
+    PushFree(reinterpret_cast<char*>(c), ChunkSize(c->bytes));
+    c = next;
+  }
+}
+
+void Arena::MakeRegion(char* lo, char* hi) noexcept {
+  // [lo, hi) becomes the bump region; the old region's rest (a multiple of
+  // 16: cursors and region ends are 16-aligned) goes to the free lists.
+  char* old_cursor = cursor_;
+  char* old_limit = limit_;
+  cursor_ = lo;
+  limit_ = hi;
+  PoisonMemory(lo, static_cast<std::size_t>(hi - lo));
+  if (free_ == nullptr) {
+    // The table from the old rest if it fits (free memory about to go to
+    // the lists anyway), else as PushFree would make it (from the new
+    // region, or a new block: then the run waits for Reset; once per arena).
+    const std::size_t table_size = ChunkSize(sizeof(FreeLists));
+    if (old_limit - old_cursor >= static_cast<std::ptrdiff_t>(table_size)) {
+      InitFreeLists(old_cursor);
+      old_cursor += table_size;
+    } else {
+      MakeFreeLists();
+    }
+  }
+  if (old_limit - old_cursor >= static_cast<std::ptrdiff_t>(kGrain)) {
+    PushFree(old_cursor, static_cast<std::size_t>(old_limit - old_cursor));
+  }
+}
+
+void* Arena::BumpLargestFree(std::size_t size) noexcept {
+  if (pending_ != nullptr) SortPending();
+  if (free_chunks_ == 0) return nullptr;
+  std::size_t length = 0;
+  char* run = static_cast<char*>(
+      free_->PopLargest(std::max(size, kMinBumpRun), &length));
+  if (run == nullptr) return nullptr;
+  --free_chunks_;
+  MakeRegion(run, run + length);
+  return BumpCurrent(size, kGrain);  // fits: length >= size
+}
+
+}  // namespace arena
