@@ -243,7 +243,8 @@ class Arena {
   // to bump (0: none). See arena.cc.
   void DrainRemote(std::size_t need) noexcept;
   // Address-contiguous chunks of a drained remote stack: `count` chunks,
-  // listed from `first` (by FreeChunk::next), covering [lo, hi).
+  // consecutive in the list from `first` (by FreeChunk::next; a large
+  // mapping in between ends a run), covering [lo, hi).
   struct Run {
     FreeChunk* first = nullptr;
     std::size_t count = 0;

@@ -143,6 +143,10 @@ void Arena::DrainRemote(std::size_t need) noexcept {
         reinterpret_cast<std::uintptr_t>(list) & block_mask_);
     char* chunk = reinterpret_cast<char*>(list);
     if (ABSL_PREDICT_FALSE(block->kind == BlockKind::kLarge)) {
+      // Ends the run: a run's chunks must be consecutive in the list (PushRun
+      // walks `count` links from `first`), and this one is not a chunk.
+      finish();
+      run = Run{};
       DeallocateLarge(block);
     } else {
       const std::size_t size = ChunkSize(bytes);

@@ -122,6 +122,35 @@ TEST(RemoteFree, ScatteredFreesStillGoToFreeLists) {
   EXPECT_EQ(reused, freed.size());
 }
 
+// A run's chunks are consecutive in the remote stack: a large mapping freed
+// between two of them ends the run, so that giving the short run back chunk
+// by chunk never walks into the mapping (released by then) and never skips
+// a chunk.
+TEST(RemoteFree, LargeFreeBetweenContiguousChunksEndsTheRun) {
+  arena::Arena a;
+  MakeFreeListTable(a);
+  const std::vector<char*> small = AllocateMany(a, 10, 16);
+  char* large = static_cast<char*>(a.Allocate(1 << 20));
+  a.Allocate(16);  // so that no freed chunk sits right below the cursor
+  std::thread([&] {
+    for (int i = 0; i < 5; ++i) a.Deallocate(small[i], 16);
+    a.Deallocate(large, 1 << 20);
+    for (int i = 5; i < 10; ++i) a.Deallocate(small[i], 16);
+  }).join();
+  a.Allocate(1 << 20);  // a large request drains first
+  EXPECT_EQ(a.stats().large_blocks, 1u);
+  // Every small chunk comes back once the block runs out; nothing from the
+  // old mapping does.
+  std::set<char*> wanted(small.begin(), small.end());
+  const std::size_t blocks = a.stats().blocks;
+  while (a.stats().blocks == blocks) {
+    auto* p = static_cast<char*>(a.Allocate(16));
+    EXPECT_FALSE(p >= large && p < large + (1 << 20));
+    wanted.erase(p);
+  }
+  EXPECT_TRUE(wanted.empty());
+}
+
 TEST(RemoteFree, LiveBytesAreExactAfterTheDrain) {
   arena::Arena a;
   std::mt19937 rng(7);
