@@ -26,7 +26,7 @@ using internal::UnpoisonMemory;
 namespace {
 
 static_assert(internal::kBlockHeaderSize == 64, "Arena::kHeaderBytes");
-constexpr std::size_t kTableSize = (sizeof(FreeLists) + 15) & ~std::size_t{15};
+using internal::kFreeListsTableSize;
 
 char* AlignUp(char* p, std::size_t alignment) {
   const auto v = reinterpret_cast<std::uintptr_t>(p);
@@ -302,8 +302,10 @@ void* Arena::PopFree(std::size_t size) noexcept {
 bool Arena::MakeFreeLists() noexcept {
   // The table lives in the arena itself; without room, freed chunks simply
   // wait for Reset.
-  char* table = static_cast<char*>(BumpCurrent(kTableSize, kGrain));
-  if (table == nullptr) table = static_cast<char*>(BumpNewBlock(kTableSize, kGrain));
+  char* table = static_cast<char*>(BumpCurrent(kFreeListsTableSize, kGrain));
+  if (table == nullptr) {
+    table = static_cast<char*>(BumpNewBlock(kFreeListsTableSize, kGrain));
+  }
   if (table == nullptr) return false;
   InitFreeLists(table);
   return true;
@@ -313,24 +315,6 @@ void Arena::InitFreeLists(char* table) noexcept {
   UnpoisonMemory(table, sizeof(FreeLists));
   free_ = reinterpret_cast<FreeLists*>(table);
   free_->Clear();
-}
-
-void Arena::PushFree(char* chunk, std::size_t size) noexcept {
-  if (free_ == nullptr) {
-    // Room for the table now, while the current block may have some: when
-    // a slow path sorts these chunks the block is full, and a new block
-    // just for the table would defeat the reuse.
-    char* table = static_cast<char*>(BumpCurrent(kTableSize, kGrain));
-    if (table != nullptr) InitFreeLists(table);
-  }
-  // Every chunk has room for the 16-byte header (size >= 16), but the caller
-  // may have been handed fewer bytes: unpoison exactly what is written.
-  auto* c = reinterpret_cast<FreeChunk*>(chunk);
-  UnpoisonMemory(c, sizeof(FreeChunk));
-  c->next = pending_;
-  c->bytes = size;
-  pending_ = c;
-  PoisonMemory(chunk, size);
 }
 
 void Arena::SortPending() noexcept {

@@ -17,8 +17,27 @@ namespace arena {
 using internal::BlockHeader;
 using internal::BlockKind;
 using internal::FreeLists;
+using internal::kFreeListsTableSize;
 using internal::PoisonMemory;
 using internal::UnpoisonMemory;
+
+void Arena::PushFree(char* chunk, std::size_t size) noexcept {
+  if (free_ == nullptr) {
+    // Room for the table now, while the current block may have some: when
+    // a slow path sorts these chunks the block is full, and a new block
+    // just for the table would defeat the reuse.
+    char* table = static_cast<char*>(BumpCurrent(kFreeListsTableSize, kGrain));
+    if (table != nullptr) InitFreeLists(table);
+  }
+  // Every chunk has room for the 16-byte header (size >= 16), but the caller
+  // may have been handed fewer bytes: unpoison exactly what is written.
+  auto* c = reinterpret_cast<FreeChunk*>(chunk);
+  UnpoisonMemory(c, sizeof(FreeChunk));
+  c->next = pending_;
+  c->bytes = size;
+  pending_ = c;
+  PoisonMemory(chunk, size);
+}
 
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Arena::DeallocateLocal(
     void* p, std::size_t bytes, BlockHeader* block) noexcept {
@@ -212,7 +231,7 @@ void Arena::MakeRegion(char* lo, char* hi) noexcept {
     // The table from the old rest if it fits (free memory about to go to
     // the lists anyway), else as PushFree would make it (from the new
     // region, or a new block: then the run waits for Reset; once per arena).
-    const std::size_t table_size = ChunkSize(sizeof(FreeLists));
+    const std::size_t table_size = kFreeListsTableSize;
     if (old_limit - old_cursor >= static_cast<std::ptrdiff_t>(table_size)) {
       InitFreeLists(old_cursor);
       old_cursor += table_size;

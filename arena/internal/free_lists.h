@@ -73,6 +73,10 @@ struct FreeLists {
   Node* heads[kClasses];
 };
 
+// Bytes an arena bumps for its table (a chunk: a multiple of 16).
+inline constexpr std::size_t kFreeListsTableSize =
+    (sizeof(FreeLists) + 15) & ~std::size_t{15};
+
 }  // namespace internal
 }  // namespace arena
 
