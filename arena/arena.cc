@@ -128,7 +128,7 @@ void* Arena::AllocateSlow(std::size_t bytes, std::size_t alignment) noexcept {
   } else {
     // Room in the bump region first, then (while recycling runs) the next
     // run, then a freed chunk of the class (after draining remote frees if
-    // need be), then the largest free chunk as a region, then a new block.
+    // need be), then a fitting free chunk as a region, then a new block.
     const std::size_t size = ChunkSize(bytes);
     p = BumpCurrent(size, alignment);
     const bool reuse = alignment == kGrain;
@@ -140,7 +140,7 @@ void* Arena::AllocateSlow(std::size_t bytes, std::size_t alignment) noexcept {
     if (p == nullptr && recycle_runs_ != 0 &&
         free_chunks_ < kMaxChunksWhileRecycling) {
       if (drain(size)) p = BumpCurrent(size, alignment);
-      if (p == nullptr && reuse) p = BumpLargestFree(size);
+      if (p == nullptr && reuse) p = BumpFittingFree(size);
     }
     if (p == nullptr && reuse && HasFreeChunks()) p = PopFree(size);
     if (p == nullptr && drain(size)) {
@@ -150,9 +150,9 @@ void* Arena::AllocateSlow(std::size_t bytes, std::size_t alignment) noexcept {
       p = BumpCurrent(size, alignment);
       if (p == nullptr && reuse && HasFreeChunks()) p = PopFree(size);
     }
-    // The largest free chunk, if it can hold this one and a few more (a
+    // A free chunk that can hold this one and a few more (a
     // run waiting whole, a region's rest), before the arena grows.
-    if (p == nullptr && reuse) p = BumpLargestFree(size);
+    if (p == nullptr && reuse) p = BumpFittingFree(size);
     if (p == nullptr) p = BumpNewBlock(size, alignment);
     if (p != nullptr) UnpoisonMemory(p, bytes);
   }
@@ -208,7 +208,7 @@ BlockHeader* Arena::NextBlock() noexcept {
     // The block kept at the last Reset, still empty (never for a SharedArena
     // sub-arena); one that was bumped into was adopted above.
     retained_ = nullptr;
-    if (local != nullptr) ++local->retain_credit;
+    ReturnRetainCredit(local);
   } else {
     // A SharedArena's sub-arena reserves the block from the shared cap first.
     if (budget_ != nullptr && !budget_->TryTake(block_size_)) return nullptr;
@@ -350,8 +350,15 @@ void Arena::AdoptRetainedSlow() noexcept {
   retained_ = nullptr;
   ++small_blocks_;
   block_bytes_ += block_size_;
-  ThreadState* local = runtime_->Local();
-  if (local != nullptr) ++local->retain_credit;
+  ReturnRetainCredit(runtime_->Local());
+}
+
+void Arena::ReturnRetainCredit(ThreadState* local) noexcept {
+  // Only to the thread that spent it (see ThreadState::retain_credit).
+  if (local != nullptr && retained_by_ == internal::ThreadIdIfAssigned()) {
+    ++local->retain_credit;
+  }
+  retained_by_ = internal::kNoThread;
 }
 
 void Arena::AddCleanup(void* node_memory, void* object, void (*destroy)(void*)) {
@@ -400,7 +407,7 @@ void Arena::ReleaseAll(bool keep_one) noexcept {
   };
   // A retained_ still set here was never bumped into (AdoptRetained above).
   if (!keep_one && retained_ != nullptr) {  // destruction: no block stays
-    if (local != nullptr) ++local->retain_credit;
+    ReturnRetainCredit(local);
     give_back(retained_);
     retained_ = nullptr;
   }
@@ -411,6 +418,7 @@ void Arena::ReleaseAll(bool keep_one) noexcept {
   if (keep_one && blocks != nullptr && retained_ == nullptr &&
       budget_ == nullptr && local != nullptr && local->retain_credit > 0) {
     --local->retain_credit;
+    retained_by_ = internal::ThreadId();
     retained_ = blocks;
     blocks = blocks->next.load(std::memory_order_relaxed);
     retained_->next.store(nullptr, std::memory_order_relaxed);

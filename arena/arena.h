@@ -188,6 +188,9 @@ class Arena {
   // the bump region (see DrainRemote): a few allocations' worth, so that a
   // swap pays for its slow path.
   static constexpr std::size_t kMinBumpRun = 256;
+  // Drained runs other than the one made the region wait whole in the free
+  // lists only from this length on (see PushRun).
+  static constexpr std::size_t kMinWholeRun = 16 * 1024;
 
   // Bytes a chunk takes: `bytes` rounded up to 16, at least 16.
   static std::size_t ChunkSize(std::size_t bytes) {
@@ -224,9 +227,9 @@ class Arena {
   void* AllocateSlowOrThrow(std::size_t bytes, std::size_t alignment);
   void* BumpCurrent(std::size_t size, std::size_t alignment) noexcept;
   void* BumpNewBlock(std::size_t size, std::size_t alignment) noexcept;
-  // The largest free chunk becomes the bump region if it holds at least
-  // max(size, kMinBumpRun) bytes; then bumps `size` from it (alignment 16).
-  void* BumpLargestFree(std::size_t size) noexcept;
+  // The smallest free chunk of at least max(size, kMinBumpRun) bytes (by
+  // class) becomes the bump region; then bumps `size` from it (alignment 16).
+  void* BumpFittingFree(std::size_t size) noexcept;
   void* AllocateLarge(std::size_t bytes, std::size_t alignment) noexcept;
   internal::BlockHeader* NextBlock() noexcept;
   bool HasFreeChunks() const noexcept {
@@ -276,6 +279,7 @@ class Arena {
     if (ABSL_PREDICT_FALSE(RetainedInUse())) AdoptRetainedSlow();
   }
   void AdoptRetainedSlow() noexcept;
+  void ReturnRetainCredit(internal::ThreadState* local) noexcept;
   bool RetainedInUse() const noexcept {
     return retained_ != nullptr && cursor_ != RetainedStart();
   }
@@ -320,6 +324,9 @@ class Arena {
   // connections) cannot pin more than that many blocks per thread;
   // destruction gives the block back.
   internal::BlockHeader* retained_ = nullptr;
+  // The thread whose Reset kept retained_ (its credit was spent); the
+  // credit goes back only to it (ReturnRetainCredit).
+  std::uint64_t retained_by_ = internal::kNoThread;
   internal::BlockHeader* large_ = nullptr;   // large mappings (doubly linked)
   std::size_t small_blocks_ = 0;   // in blocks_ and spare_
   std::size_t large_blocks_ = 0;

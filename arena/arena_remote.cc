@@ -204,9 +204,13 @@ void Arena::DrainRemote(std::size_t need) noexcept {
 
 void Arena::PushRun(const Run& run) noexcept {
   const auto length = static_cast<std::size_t>(run.hi - run.lo);
-  if (run.count > 1 && length >= kMinBumpRun) {
+  if (run.count > 1 && length >= kMinWholeRun) {
     // Whole, as one chunk: a later slow path may bump through it (see
-    // AllocateSlow), and a large request may take it.
+    // AllocateSlow), and a large request may take it. Shorter runs go in
+    // chunk by chunk: whole, a mid-size run serves only requests of about
+    // its own size (Pop looks one power of two up) and, under a FIFO
+    // consumer, such runs piled up while the arena took new blocks (cold
+    // review: 2x the blocks of per-chunk filing).
     PushFree(run.lo, length);
     return;
   }
@@ -244,12 +248,12 @@ void Arena::MakeRegion(char* lo, char* hi) noexcept {
   }
 }
 
-void* Arena::BumpLargestFree(std::size_t size) noexcept {
+void* Arena::BumpFittingFree(std::size_t size) noexcept {
   if (pending_ != nullptr) SortPending();
   if (free_chunks_ == 0) return nullptr;
   std::size_t length = 0;
   char* run = static_cast<char*>(
-      free_->PopLargest(std::max(size, kMinBumpRun), &length));
+      free_->PopFit(std::max(size, kMinBumpRun), &length));
   if (run == nullptr) return nullptr;
   --free_chunks_;
   MakeRegion(run, run + length);

@@ -265,4 +265,33 @@ TEST(Retention, ResetKeepsOneBlockAndIdleArenasPinFew) {
   }).join();
 }
 
+// Cold review: credit for kept blocks went to whichever thread destroyed or
+// reused the arena, so a thread that destroyed arenas other threads had
+// reset could then keep a block in every arena it reset (100 here).
+TEST(Retention, ArenasResetElsewhereDoNotRaiseThisThreadsBound) {
+  std::thread([] {
+    std::vector<std::unique_ptr<arena::Arena>> moved;
+    for (int i = 0; i < 50; ++i) {
+      std::thread([&] {
+        auto a = std::make_unique<arena::Arena>();
+        a->Allocate(100);
+        a->Reset();  // kept with that thread's credit
+        moved.push_back(std::move(a));
+      }).join();
+    }
+    for (int i = 0; i < 25; ++i) moved[i]->Allocate(100);  // reused here
+    moved.clear();  // the rest destroyed here
+    std::vector<std::unique_ptr<arena::Arena>> idle;
+    for (int i = 0; i < 50; ++i) {
+      idle.push_back(std::make_unique<arena::Arena>());
+      idle.back()->Allocate(100);
+      idle.back()->Reset();
+    }
+    std::size_t kept = 0;
+    for (auto& a : idle) kept += a->stats().retained_bytes != 0;
+    EXPECT_LE(kept, 4u);
+    EXPECT_GT(kept, 0u);
+  }).join();
+}
+
 }  // namespace

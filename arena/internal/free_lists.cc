@@ -36,16 +36,18 @@ void* FreeLists::Pop(std::size_t size) noexcept {
   return nullptr;
 }
 
-void* FreeLists::PopLargest(std::size_t min_size, std::size_t* size) noexcept {
-  std::size_t c;
-  if (nonempty[1] != 0) {
-    c = 64 + 63 - absl::countl_zero(nonempty[1]);
-  } else if (nonempty[0] != 0) {
-    c = 63 - absl::countl_zero(nonempty[0]);
-  } else {
-    return nullptr;
+void* FreeLists::PopFit(std::size_t min_size, std::size_t* size) noexcept {
+  // The smallest class whose every chunk holds min_size bytes: the chunk
+  // that fits with the least to spare (a mid-size run is used by the
+  // requests it can serve, not left behind because a larger one exists).
+  const std::size_t first = ClassCeil(min_size);
+  std::size_t c = kClasses;
+  for (std::size_t w = first / 64; w < kClasses / 64 && c == kClasses; ++w) {
+    std::uint64_t bits = nonempty[w];
+    if (w == first / 64) bits &= ~std::uint64_t{0} << (first % 64);
+    if (bits != 0) c = w * 64 + absl::countr_zero(bits);
   }
-  if (c < ClassCeil(min_size)) return nullptr;
+  if (c == kClasses) return nullptr;
   Node* node = heads[c];
   UnpoisonMemory(node, sizeof(Node));
   heads[c] = node->next;

@@ -62,12 +62,14 @@ struct ThreadState {
   std::atomic<bool> trim_requested{false};
   // How many more arenas reset on this thread may keep a block across the
   // Reset (Arena::retained_): kMaxRetainedPerThread, minus the blocks kept
-  // by Resets on this thread, plus those taken back into use or given back
-  // on it (which may be blocks kept on another thread). Owner-only. Invariant:
-  // blocks kept in all arenas == sum over threads of (kMaxRetainedPerThread -
-  // credit), and a thread keeps a block only while its credit is positive,
-  // so credit >= 0 and at most kMaxRetainedPerThread blocks are kept per
-  // thread that reset an arena (an exited thread's term stays in the sum).
+  // by Resets on this thread, plus those of them taken back into use or
+  // given back on this same thread (Arena::retained_by_ names the thread
+  // that kept a block; a block kept here and used or freed on another
+  // thread leaves this thread's credit spent). Owner-only. Invariant: the
+  // blocks kept by Resets on this thread and still kept number at most
+  // kMaxRetainedPerThread - credit, and a thread keeps a block only while
+  // its credit is positive, so credit >= 0 and no thread's Resets keep more
+  // than kMaxRetainedPerThread blocks at once.
   static constexpr std::int64_t kMaxRetainedPerThread = 4;
   std::int64_t retain_credit = kMaxRetainedPerThread;
   // Owner-only bookkeeping for OnThreadIdle.
