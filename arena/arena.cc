@@ -128,7 +128,7 @@ void* Arena::AllocateSlow(std::size_t bytes, std::size_t alignment) noexcept {
   } else {
     // Room in the bump region first, then (while recycling runs) the next
     // run, then a freed chunk of the class (after draining remote frees if
-    // need be), then a fitting free chunk as a region, then a new block.
+    // need be), then the largest free chunk as a region, then a new block.
     const std::size_t size = ChunkSize(bytes);
     p = BumpCurrent(size, alignment);
     const bool reuse = alignment == kGrain;
@@ -140,7 +140,7 @@ void* Arena::AllocateSlow(std::size_t bytes, std::size_t alignment) noexcept {
     if (p == nullptr && recycle_runs_ != 0 &&
         free_chunks_ < kMaxChunksWhileRecycling) {
       if (drain(size)) p = BumpCurrent(size, alignment);
-      if (p == nullptr && reuse) p = BumpFittingFree(size);
+      if (p == nullptr && reuse) p = BumpLargestFree(size);
     }
     if (p == nullptr && reuse && HasFreeChunks()) p = PopFree(size);
     if (p == nullptr && drain(size)) {
@@ -150,9 +150,9 @@ void* Arena::AllocateSlow(std::size_t bytes, std::size_t alignment) noexcept {
       p = BumpCurrent(size, alignment);
       if (p == nullptr && reuse && HasFreeChunks()) p = PopFree(size);
     }
-    // A free chunk that can hold this one and a few more (a
+    // The largest free chunk, if it can hold this one and a few more (a
     // run waiting whole, a region's rest), before the arena grows.
-    if (p == nullptr && reuse) p = BumpFittingFree(size);
+    if (p == nullptr && reuse) p = BumpLargestFree(size);
     if (p == nullptr) p = BumpNewBlock(size, alignment);
     if (p != nullptr) UnpoisonMemory(p, bytes);
   }

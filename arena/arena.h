@@ -227,9 +227,9 @@ class Arena {
   void* AllocateSlowOrThrow(std::size_t bytes, std::size_t alignment);
   void* BumpCurrent(std::size_t size, std::size_t alignment) noexcept;
   void* BumpNewBlock(std::size_t size, std::size_t alignment) noexcept;
-  // The smallest free chunk of at least max(size, kMinBumpRun) bytes (by
-  // class) becomes the bump region; then bumps `size` from it (alignment 16).
-  void* BumpFittingFree(std::size_t size) noexcept;
+  // The largest free chunk becomes the bump region if it holds at least
+  // max(size, kMinBumpRun) bytes; then bumps `size` from it (alignment 16).
+  void* BumpLargestFree(std::size_t size) noexcept;
   void* AllocateLarge(std::size_t bytes, std::size_t alignment) noexcept;
   internal::BlockHeader* NextBlock() noexcept;
   bool HasFreeChunks() const noexcept {

@@ -248,12 +248,12 @@ void Arena::MakeRegion(char* lo, char* hi) noexcept {
   }
 }
 
-void* Arena::BumpFittingFree(std::size_t size) noexcept {
+void* Arena::BumpLargestFree(std::size_t size) noexcept {
   if (pending_ != nullptr) SortPending();
   if (free_chunks_ == 0) return nullptr;
   std::size_t length = 0;
   char* run = static_cast<char*>(
-      free_->PopFit(std::max(size, kMinBumpRun), &length));
+      free_->PopLargest(std::max(size, kMinBumpRun), &length));
   if (run == nullptr) return nullptr;
   --free_chunks_;
   MakeRegion(run, run + length);

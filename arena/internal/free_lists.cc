@@ -36,17 +36,17 @@ void* FreeLists::Pop(std::size_t size) noexcept {
   return nullptr;
 }
 
-void* FreeLists::PopFit(std::size_t min_size, std::size_t* size) noexcept {
-  // The smallest class whose every chunk holds min_size bytes: the chunk
-  // that fits with the least to spare (a mid-size run is used by the
-  // requests it can serve, not left behind because a larger one exists).
-  const std::size_t first = ClassCeil(min_size);
+void* FreeLists::PopLargest(std::size_t min_size, std::size_t* size) noexcept {
+  // The highest nonempty class, if its chunks all hold min_size bytes. (The
+  // smallest fitting class instead made servers with growing buffers churn
+  // through small regions: 10x slower in the demo's route mix.)
   std::size_t c = kClasses;
-  for (std::size_t w = first / 64; w < kClasses / 64 && c == kClasses; ++w) {
-    std::uint64_t bits = nonempty[w];
-    if (w == first / 64) bits &= ~std::uint64_t{0} << (first % 64);
-    if (bits != 0) c = w * 64 + absl::countr_zero(bits);
+  if (nonempty[1] != 0) {
+    c = 64 + 63 - absl::countl_zero(nonempty[1]);
+  } else if (nonempty[0] != 0) {
+    c = 63 - absl::countl_zero(nonempty[0]);
   }
+  if (c < ClassCeil(min_size)) c = kClasses;
   if (c == kClasses) return nullptr;
   Node* node = heads[c];
   UnpoisonMemory(node, sizeof(Node));

@@ -60,10 +60,10 @@ struct FreeLists {
   // what it hands out.
   void* Pop(std::size_t size) noexcept;
 
-  // A chunk of the lowest nonempty class whose chunks are all at least
-  // `min_size` bytes (a whole freed run, to bump through), with its exact
-  // size in *size; else nullptr. Poisoned as Pop's.
-  void* PopFit(std::size_t min_size, std::size_t* size) noexcept;
+  // The chunk of the highest nonempty class if that class's chunks are all
+  // at least `min_size` bytes (a whole freed run, to bump through), with
+  // its exact size in *size; else nullptr. Poisoned as Pop's.
+  void* PopLargest(std::size_t min_size, std::size_t* size) noexcept;
 
   struct Node {  // in the free chunk's first 16 bytes (chunks are >= 16)
     Node* next;
