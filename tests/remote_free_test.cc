@@ -9,7 +9,9 @@
 #include <chrono>
 #include <cstdint>
 #include <random>
+#include <memory_resource>
 #include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -310,6 +312,33 @@ TEST(RemoteFree, ProducerConsumerKeepsContentsAndStaysBounded) {
   EXPECT_LE(max_blocks, 64u);
   a.Allocate(1 << 20);  // drains what is left
   EXPECT_EQ(a.stats().live_bytes, std::size_t{1} << 20);
+}
+
+// Before a new block the slow path bumps through the largest free chunk.
+// Taking the smallest fitting one instead (tried after the cold review)
+// made requests that grow a response string churn through small regions:
+// 4.6 slow paths per request here instead of 2.4, and the demo's route mix
+// 10x slower with 4x the peak RSS.
+TEST(RemoteFree, GrowingResponsesDoNotChurnThroughSmallRegions) {
+  arena::Arena a;
+  const std::uint64_t slow = a.stats().slow_allocations;
+  constexpr int kRequests = 2000;
+  for (int r = 0; r < kRequests; ++r) {
+    const int items = r % 10 < 2 ? 2000 : (r % 10 < 6 ? 50 : 1);
+    {
+      std::pmr::string out(a.resource());
+      std::pmr::vector<std::pmr::string> parts(a.resource());
+      for (int i = 0; i < items; ++i) {
+        parts.emplace_back("{\"id\":" + std::to_string(i) + ",\"name\":\"item\"}");
+        out += parts.back();
+        out += ',';
+      }
+    }
+    a.Reset();
+  }
+  const double per_request =
+      static_cast<double>(a.stats().slow_allocations - slow) / kRequests;
+  EXPECT_LE(per_request, 3.0);
 }
 
 }  // namespace
