@@ -265,8 +265,20 @@ void* Arena::AllocateLarge(std::size_t bytes, std::size_t alignment) noexcept {
   // mapping up to twice the need cannot make a capped request fail.
   std::size_t most = std::numeric_limits<std::size_t>::max();
   if (options_.max_bytes != 0) {
-    if (block_bytes_ >= options_.max_bytes) return nullptr;
-    most = options_.max_bytes - block_bytes_;
+    // The kept block (retained_, still unused: AllocateSlow adopted a used
+    // one) stays current, so the fast path may bump into it later without a
+    // check: it counts against the cap, or goes back if the cap needs its
+    // room (with a block of margin for the mapping's rounding).
+    std::size_t held = block_bytes_;
+    if (retained_ != nullptr) {
+      if (held + 2 * block_size_ + bytes > options_.max_bytes) {
+        DropRetained();
+      } else {
+        held += block_size_;
+      }
+    }
+    if (held >= options_.max_bytes) return nullptr;
+    most = options_.max_bytes - held;
   }
   // A SharedArena's sub-arena: at most what the shared cap leaves now, and
   // reserved once the size is known (a racing sub-arena may have taken it).
@@ -351,6 +363,18 @@ void Arena::AdoptRetainedSlow() noexcept {
   ++small_blocks_;
   block_bytes_ += block_size_;
   ReturnRetainCredit(runtime_->Local());
+}
+
+void Arena::DropRetained() noexcept {
+  ARENA_DCHECK(!RetainedInUse(), "Arena: dropping a kept block in use");
+  ThreadState* local = runtime_->Local();
+  ReturnRetainCredit(local);
+  BlockHeader* block = retained_;
+  retained_ = nullptr;
+  cursor_ = limit_ = nullptr;
+  block->owner = nullptr;
+  block->next.store(nullptr, std::memory_order_relaxed);
+  runtime_->ReturnBlocks(local, block, 1);
 }
 
 void Arena::ReturnRetainCredit(ThreadState* local) noexcept {

@@ -261,10 +261,12 @@ class Arena {
   // REQUIRES: ChunkSize(sizeof(FreeLists)) free bytes at `table`.
   void InitFreeLists(char* table) noexcept;
   void ClaimOwnership() noexcept;
-  // Publishes when a block came or went or live bytes moved by 16 KiB.
+  // Publishes when a block came or went (the kept one too) or live bytes
+  // moved by 16 KiB.
   void MaybePublish() noexcept {
     if (block_bytes_ != published_block_bytes_ ||
-        live_bytes_ + kPublishSlack - published_live_ > 2 * kPublishSlack) {
+        live_bytes_ + kPublishSlack - published_live_ > 2 * kPublishSlack ||
+        (retained_ == nullptr) != (published_retained_bytes_ == 0)) {
       Publish();
     }
   }
@@ -280,6 +282,7 @@ class Arena {
   }
   void AdoptRetainedSlow() noexcept;
   void ReturnRetainCredit(internal::ThreadState* local) noexcept;
+  void DropRetained() noexcept;  // an unused kept block back to the cache
   bool RetainedInUse() const noexcept {
     return retained_ != nullptr && cursor_ != RetainedStart();
   }

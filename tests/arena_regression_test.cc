@@ -265,6 +265,33 @@ TEST(Retention, ResetKeepsOneBlockAndIdleArenasPinFew) {
   }).join();
 }
 
+// Fuzzer (tests/fuzz/corpus/arena/crash-max-bytes-kept-block): after a
+// Reset the kept block is current but not counted; a large allocation took
+// all that max_bytes left, and a later bump into the kept block put the
+// arena one block over its cap.
+TEST(Retention, KeptBlockCountsAgainstMaxBytes) {
+  std::thread([] {
+    arena::ArenaOptions options;
+    options.max_bytes = 4 * kBlock;
+    arena::Arena a(options);
+    a.Allocate(100);
+    a.Reset();
+    ASSERT_EQ(a.stats().retained_bytes, kBlock);
+    EXPECT_NE(a.TryAllocate(3 * kBlock + kBlock / 2), nullptr);
+    a.TryAllocate(100);  // may fail: the cap is what counts
+    EXPECT_LE(a.stats().block_bytes, options.max_bytes);
+    EXPECT_EQ(a.stats().retained_bytes, 0u);  // given back for the room
+    a.Reset();
+    // With room to spare, the kept block stays and counts.
+    a.Allocate(100);
+    a.Reset();
+    EXPECT_NE(a.TryAllocate(kBlock), nullptr);
+    a.Allocate(100);
+    EXPECT_LE(a.stats().block_bytes, options.max_bytes);
+  }).join();
+  EXPECT_EQ(arena::GlobalStats().retained_bytes, 0u);
+}
+
 // Cold review: credit for kept blocks went to whichever thread destroyed or
 // reused the arena, so a thread that destroyed arenas other threads had
 // reset could then keep a block in every arena it reset (100 here).
