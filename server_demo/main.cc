@@ -362,15 +362,9 @@ arena::Histogram HistogramOrFail(const std::string& stats, const char* key) {
 }
 
 std::string WriteTempConfig(const std::string& text) {
-  const char* tmp = std::getenv("TMPDIR");
-  std::string path = absl::StrCat(tmp != nullptr && *tmp ? tmp : "/tmp", "/server_demo_tune_XXXXXX");
-  const int fd = mkstemp(path.data());
-  if (fd < 0) Fail(1, "cannot create a temporary config file");
-  if (write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
-    Fail(1, "cannot write a temporary config file");
-  }
-  close(fd);
-  return path;
+  absl::StatusOr<std::string> path = WriteTempConfigFile("server_demo_tune_", text);
+  if (!path.ok()) Fail(1, absl::StrCat("temporary config file: ", path.status().message()));
+  return *path;
 }
 
 int Tune() {

@@ -1,5 +1,9 @@
 #include "server_demo/server_config.h"
 
+#include <unistd.h>
+
+#include <cstdlib>
+
 #include <toml++/toml.h>
 
 #include "absl/strings/str_cat.h"
@@ -159,6 +163,22 @@ absl::StatusOr<DemoConfig> ParseDemoConfig(absl::string_view toml_text,
     return absl::InvalidArgumentError(absl::StrCat(origin, ": ", valid.message()));
   }
   return out;
+}
+
+absl::StatusOr<std::string> WriteTempConfigFile(absl::string_view prefix,
+                                                absl::string_view text) {
+  const char* tmp = std::getenv("TMPDIR");
+  std::string path =
+      absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/", prefix, "XXXXXX");
+  const int fd = mkstemp(path.data());
+  if (fd < 0) return absl::InternalError(absl::StrCat("cannot create ", path));
+  const bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  close(fd);
+  if (!ok) {
+    unlink(path.c_str());
+    return absl::InternalError(absl::StrCat("cannot write ", path));
+  }
+  return path;
 }
 
 }  // namespace server_demo

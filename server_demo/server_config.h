@@ -51,6 +51,11 @@ absl::StatusOr<DemoConfig> ParseDemoConfig(absl::string_view toml_text,
 
 absl::Status ValidateServerConfig(const ServerConfig& config);
 
+// Writes `text` to a new file $TMPDIR/<prefix>XXXXXX (TMPDIR unset: /tmp)
+// for a child server's --config; returns its path. The caller unlinks it.
+absl::StatusOr<std::string> WriteTempConfigFile(absl::string_view prefix,
+                                                absl::string_view text);
+
 // The example config that ships in server_demo/server_demo.toml, compiled
 // in: used when no --config is given.
 extern const char kDefaultConfigToml[];

@@ -28,6 +28,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "server_demo/metrics.h"
+#include "server_demo/server_config.h"
 #include "server_demo/stats_format.h"
 
 namespace server_demo {
@@ -462,21 +463,6 @@ absl::Status Plot(const std::string& png, const std::string& title,
   return absl::OkStatus();
 }
 
-std::string WriteConfig() {
-  const char* tmp = std::getenv("TMPDIR");
-  std::string path = absl::StrCat(tmp != nullptr && *tmp ? tmp : "/tmp", "/server_demo_soak_XXXXXX");
-  const int fd = mkstemp(path.data());
-  if (fd < 0) return "";
-  const std::size_t n = sizeof(kSoakConfig) - 1;
-  const bool ok = write(fd, kSoakConfig, n) == static_cast<ssize_t>(n);
-  close(fd);
-  if (!ok) {
-    unlink(path.c_str());
-    return "";
-  }
-  return path;
-}
-
 }  // namespace
 
 double SoakWarmupSeconds(double duration_s) {
@@ -508,11 +494,14 @@ int RunSoak(const SoakOptions& o) {
   std::string config = o.config_path;
   const bool own_config = config.empty();
   if (own_config) {
-    config = WriteConfig();
-    if (config.empty()) {
-      std::fprintf(stderr, "server_demo: soak: cannot write a temporary config file\n");
+    absl::StatusOr<std::string> path = WriteTempConfigFile(
+        "server_demo_soak_", absl::string_view(kSoakConfig, sizeof(kSoakConfig) - 1));
+    if (!path.ok()) {
+      std::fprintf(stderr, "server_demo: soak: temporary config file: %s\n",
+                   std::string(path.status().message()).c_str());
       return 1;
     }
+    config = *path;
   }
   Child child;
   absl::Status started = StartServer(o, config, &child);

@@ -24,14 +24,7 @@ void* FreeLists::Pop(std::size_t size) noexcept {
   // waste more than a fresh bump allocation costs.
   for (std::size_t c = first; c < first + 4 && c < kClasses; ++c) {
     if ((nonempty[c / 64] >> (c % 64) & 1) == 0) continue;
-    Node* node = heads[c];
-    UnpoisonMemory(node, sizeof(Node));
-    heads[c] = node->next;
-    if (node->next == nullptr) {
-      nonempty[c / 64] &= ~(std::uint64_t{1} << (c % 64));
-    }
-    PoisonMemory(node, sizeof(Node));
-    return node;
+    return TakeHead(c, nullptr);
   }
   return nullptr;
 }
@@ -48,10 +41,14 @@ void* FreeLists::PopLargest(std::size_t min_size, std::size_t* size) noexcept {
   }
   if (c < ClassCeil(min_size)) c = kClasses;
   if (c == kClasses) return nullptr;
+  return TakeHead(c, size);
+}
+
+FreeLists::Node* FreeLists::TakeHead(std::size_t c, std::size_t* size) noexcept {
   Node* node = heads[c];
   UnpoisonMemory(node, sizeof(Node));
   heads[c] = node->next;
-  *size = node->size;
+  if (size != nullptr) *size = node->size;
   if (node->next == nullptr) {
     nonempty[c / 64] &= ~(std::uint64_t{1} << (c % 64));
   }

@@ -65,6 +65,10 @@ struct FreeLists {
   // its exact size in *size; else nullptr. Poisoned as Pop's.
   void* PopLargest(std::size_t min_size, std::size_t* size) noexcept;
 
+  struct Node;
+  // Unlinks the head of nonempty class c (its size into *size if given).
+  Node* TakeHead(std::size_t c, std::size_t* size) noexcept;
+
   struct Node {  // in the free chunk's first 16 bytes (chunks are >= 16)
     Node* next;
     std::size_t size;  // the chunk's exact size
