@@ -20,6 +20,10 @@ namespace {
 
 enum class Kind { kBytes, kCount, kMillis, kBool };
 
+// The largest size or count a config holds: TOML's largest integer.
+constexpr std::uint64_t kMaxConfigInteger =
+    static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+
 // One row per knob: the single place that names a key.
 struct KeySpec {
   const char* name;
@@ -204,7 +208,8 @@ absl::StatusOr<std::size_t> ParseByteSize(absl::string_view text) {
   }
   std::uint64_t number;
   if (!absl::SimpleAtoi(t.substr(0, digits), &number)) {
-    return absl::InvalidArgumentError("size is too large");
+    return absl::InvalidArgumentError(
+        absl::StrCat("size is too large (at most ", kMaxConfigInteger, " bytes)"));
   }
   const std::string unit =
       absl::AsciiStrToLower(absl::StripAsciiWhitespace(t.substr(digits)));
@@ -223,14 +228,24 @@ absl::StatusOr<std::size_t> ParseByteSize(absl::string_view text) {
     return absl::InvalidArgumentError(absl::StrCat(
         "unknown size unit '", unit, "' (use B, KiB, MiB, GiB or TiB)"));
   }
-  if (number > std::numeric_limits<std::uint64_t>::max() / scale) {
-    return absl::InvalidArgumentError("size is too large");
+  // TOML integers are signed 64-bit: a larger size could not be printed back
+  // (ConfigToToml) as a config that parses.
+  if (number > kMaxConfigInteger / scale) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("size is too large (at most ", kMaxConfigInteger, " bytes)"));
   }
   return static_cast<std::size_t>(number * scale);
 }
 
 absl::Status ValidateConfig(const Config& c) {
   constexpr std::size_t kKiB = 1024, kMiB = 1024 * 1024;
+  for (const KeySpec& spec : kKeys) {
+    if (spec.size_field != nullptr && c.*spec.size_field > kMaxConfigInteger) {
+      return KeyError(spec.name, absl::StrCat(c.*spec.size_field),
+                      absl::StrCat("must be at most ", kMaxConfigInteger,
+                                   " (the largest TOML integer)"));
+    }
+  }
   if (!IsPowerOfTwo(c.block_size) || c.block_size < 8 * kKiB ||
       c.block_size > 64 * kMiB) {
     return KeyError("block_size", absl::StrCat(c.block_size),

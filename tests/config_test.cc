@@ -243,4 +243,42 @@ TEST(ConfigToToml, RoundTrips) {
   EXPECT_EQ(arena::ConfigKeys().size(), 14u);
 }
 
+// Found by the config fuzzer in CI: `max_total_bytes=011111111111111111kib`
+// (about 1.1e19 bytes) was accepted, but TOML integers are signed 64-bit, so
+// the printed config did not parse back. Sizes above the largest TOML integer
+// are rejected wherever they come from, naming the key and the limit.
+TEST(ConfigToToml, SizesBeyondTheLargestTomlIntegerAreRejected) {
+  Config c;
+  absl::Status s =
+      arena::SetConfigKey(&c, "max_total_bytes", "  011111111111111111kib");
+  if (s.ok()) s = arena::ValidateConfig(c);
+  EXPECT_THAT(s.message(), HasSubstr("'max_total_bytes'"));
+  EXPECT_THAT(s.message(), HasSubstr("9223372036854775807"));
+
+  EXPECT_THAT(arena::ParseByteSize("9223372036854775808").status().message(),
+              HasSubstr("too large"));
+  EXPECT_EQ(*arena::ParseByteSize("9223372036854775807"),
+            std::size_t{9223372036854775807u});
+
+  // A config built in code is held to the same limit by ValidateConfig.
+  for (std::size_t Config::*field :
+       {&Config::depot_max_bytes, &Config::large_cache_bytes,
+        &Config::max_total_bytes}) {
+    Config big;
+    big.*field = std::size_t{1} << 63;
+    absl::Status v = arena::ValidateConfig(big);
+    EXPECT_FALSE(v.ok());
+    EXPECT_THAT(v.message(), HasSubstr("at most 9223372036854775807"));
+  }
+
+  // The largest accepted value still round-trips.
+  Config edge;
+  edge.max_total_bytes = std::size_t{9223372036854775807u};
+  edge.depot_max_bytes = std::size_t{9223372036854775807u};
+  ASSERT_TRUE(arena::ValidateConfig(edge).ok());
+  auto back = arena::ParseConfigToml(arena::ConfigToToml(edge));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, edge);
+}
+
 }  // namespace
