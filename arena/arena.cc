@@ -68,9 +68,9 @@ Arena::Arena(const ArenaOptions& options)
       adaptive_(options.adaptive_first_block == ArenaOptions::Adaptive::kDefault
                     ? runtime_->config().adaptive_first_block
                     : options.adaptive_first_block == ArenaOptions::Adaptive::kOn),
-      first_block_hint_(options.first_block_hint != 0
-                            ? options.first_block_hint
-                            : runtime_->config().first_block_hint),
+      first_blocks_(options.first_block_hint != 0
+                        ? (options.first_block_hint + block_size_ - 1) / block_size_
+                        : runtime_->first_blocks()),
       shared_block_mask_(block_mask_) {
   runtime_->Count(runtime_->Local(), &ThreadCounters::arenas_created, 1);
 }
@@ -125,6 +125,14 @@ void* Arena::AllocateSlow(std::size_t bytes, std::size_t alignment) noexcept {
   if (bytes > large_threshold_) {
     drain(0);
     p = AllocateLarge(bytes, alignment);
+  } else if (cursor_ == nullptr && remote_.load(std::memory_order_relaxed) == nullptr) {
+    // No current block (a new arena, or one Reset without keeping a block):
+    // the arena holds no small block, so no chunk to reuse and, with the
+    // remote stack empty, nothing to drain. Straight to a new block.
+    ARENA_DCHECK(small_blocks_ == 0 && pending_ == nullptr && free_chunks_ == 0,
+                 "Arena: no current block, but small blocks");
+    p = BumpNewBlock(ChunkSize(bytes), alignment);
+    if (p != nullptr) UnpoisonMemory(p, bytes);
   } else {
     // Room in the bump region first, then (while recycling runs) the next
     // run, then a freed chunk of the class (after draining remote frees if
@@ -228,12 +236,11 @@ BlockHeader* Arena::NextBlock() noexcept {
     // never past max_bytes (checked below) and never less than this block.
     // The blocks held already (this one, and the retained block this
     // request started in) count towards it.
-    std::size_t hint = first_block_hint_;
+    std::size_t hint_blocks = first_blocks_;
     if (adaptive_ && local != nullptr) {
       const std::size_t chosen = local->adaptive.chosen_blocks();
-      if (chosen != 0) hint = chosen * block_size_;
+      if (chosen != 0) hint_blocks = chosen;
     }
-    const std::size_t hint_blocks = (hint + block_size_ - 1) / block_size_;
     std::size_t want = hint_blocks > small_blocks_ ? hint_blocks - small_blocks_ : 0;
     for (; want > 0; --want) {
       if (options_.max_bytes != 0 &&
@@ -450,14 +457,16 @@ void Arena::ReleaseAll(bool keep_one) noexcept {
                  block_size_ - kBlockHeaderSize);
     ++seen;
   }
-  for (BlockHeader* list : {blocks, spare_}) {
+  auto give_back_list = [&](BlockHeader* list) {
     while (list != nullptr) {
       BlockHeader* next = list->next.load(std::memory_order_relaxed);
       give_back(list);
       ++seen;
       list = next;
     }
-  }
+  };
+  give_back_list(blocks);
+  if (spare_ != nullptr) give_back_list(spare_);
   ARENA_DCHECK(seen == small_blocks_, "Arena: lost track of a block");
   runtime_->ReturnBlocks(local, head, count);
   while (large_ != nullptr) {
@@ -485,7 +494,7 @@ void Arena::ReleaseAll(bool keep_one) noexcept {
   free_chunks_ = 0;
   pending_ = nullptr;
   recycle_runs_ = 0;
-  Publish();
+  PublishTo(local);
 }
 
 }  // namespace arena

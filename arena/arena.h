@@ -271,6 +271,7 @@ class Arena {
     }
   }
   void Publish() noexcept;
+  void PublishTo(internal::ThreadState* local) noexcept;  // local: Local()
   void AddCleanup(void* node, void* object, void (*destroy)(void*));
   // Reset (keep_one: may keep the current block, see retained_) and
   // destruction (gives everything back).
@@ -337,7 +338,9 @@ class Arena {
   std::size_t large_bytes_ = 0;
   bool reserved_ = false;          // first reservation taken since Reset
   const bool adaptive_;            // first reservation from AdaptiveSizer
-  const std::size_t first_block_hint_;  // options_ or Config
+  // first_block_hint (options_, else Config's, which the runtime divides
+  // once) in blocks, rounded up: no division on the first slow path.
+  const std::size_t first_blocks_;
   std::size_t spare_blocks_ = 0;   // blocks in spare_
   CleanupNode* cleanups_ = nullptr;
   // Chunks freed on the owner: first pushed here unsorted (link and chunk

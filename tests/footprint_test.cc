@@ -143,6 +143,58 @@ TEST(Footprint, SmallCountsKeepExactSumsAndMaxima) {
   EXPECT_EQ(after.blocks.buckets[3] - before.blocks.buckets[3], 1u);
 }
 
+// The common request (no large allocation, at most 8 blocks) is recorded as
+// one counter by block count; held bytes, blocks and large allocations are
+// derived from it when read. Every figure must come out as if recorded one
+// by one, on a live thread and on one that exited (its recorder absorbed),
+// beside requests recorded in full (12 blocks; a large allocation).
+TEST(Footprint, CommonRequestsExpandToExactHeldBlocksAndLargeCounts) {
+  auto requests = [] {
+    arena::Arena a;
+    for (int blocks = 1; blocks <= 8; ++blocks) {  // 1..8 blocks, no large
+      for (int i = 0; i < 2 * blocks; ++i) a.Allocate(30000);
+      a.Reset();
+    }
+    for (int i = 0; i < 24; ++i) a.Allocate(30000);  // 12 blocks: in full
+    a.Reset();
+    a.Allocate(100);
+    a.Allocate(200 * 1000);  // 1 block and a large mapping: in full
+    a.Reset();
+  };
+  for (bool on_exited_thread : {false, true}) {
+    SCOPED_TRACE(on_exited_thread ? "exited thread" : "live thread");
+    const arena::FootprintStats before = arena::GlobalStats().footprint;
+    if (on_exited_thread) {
+      std::thread(requests).join();
+    } else {
+      requests();
+    }
+    const arena::FootprintStats after = arena::GlobalStats().footprint;
+    EXPECT_EQ(after.held_bytes.count - before.held_bytes.count, 10u);
+    EXPECT_EQ(after.blocks.count - before.blocks.count, 10u);
+    EXPECT_EQ(after.large_allocations.count - before.large_allocations.count, 10u);
+    EXPECT_EQ(after.large_allocations.buckets[0] - before.large_allocations.buckets[0], 9u);
+    EXPECT_EQ(after.large_allocations.sum - before.large_allocations.sum, 1u);
+    // Blocks: 1+...+8, 12, and 1 + the large mapping.
+    EXPECT_EQ(after.blocks.sum - before.blocks.sum, 36u + 12 + 2);
+    for (std::size_t b = 1; b <= 8; ++b) {
+      EXPECT_EQ(after.blocks.buckets[b] - before.blocks.buckets[b], b == 2 ? 2u : 1u)
+          << b;  // the large request counts 2: its block and its mapping
+    }
+    const std::uint64_t held = after.held_bytes.sum - before.held_bytes.sum;
+    EXPECT_GE(held, (36u + 12 + 1) * kBlock + 200 * 1000);
+    EXPECT_LE(held, (36u + 12 + 1) * kBlock + 200 * 1000 + 2 * kBlock);
+    for (std::size_t b = 1; b <= 8; ++b) {
+      const int bucket = arena::Histogram::BucketOf(b * kBlock);
+      EXPECT_GE(after.held_bytes.buckets[bucket] - before.held_bytes.buckets[bucket], 1u)
+          << b;
+    }
+    EXPECT_GE(after.held_bytes.max, 12 * kBlock);
+    EXPECT_EQ(after.waste_bytes.sum - before.waste_bytes.sum,
+              held - (after.peak_live_bytes.sum - before.peak_live_bytes.sum));
+  }
+}
+
 TEST(Footprint, MergesAcrossThreads) {
   const arena::FootprintStats before = arena::GlobalStats().footprint;
   std::thread t1([] { RequestsOnAThread(20, 1000, 10); });

@@ -29,6 +29,10 @@ void FootprintRecorder::AddShared(const RequestFootprint& request) {
 }
 
 void FootprintRecorder::Absorb(const FootprintRecorder& other) {
+  for (std::uint64_t b = 0; b <= kExactMax; ++b) {
+    const std::uint64_t n = other.small_only_[b].load(std::memory_order_relaxed);
+    if (n != 0) small_only_[b].fetch_add(n, std::memory_order_relaxed);
+  }
   for (int m = 0; m < kFootprintMetrics; ++m) {
     for (int b = 0; b < Histogram::kBuckets; ++b) {
       const std::uint64_t n = other.buckets_[m][b].load(std::memory_order_relaxed);
@@ -44,13 +48,25 @@ void FootprintRecorder::Absorb(const FootprintRecorder& other) {
   }
 }
 
-void FootprintRecorder::MergeInto(FootprintStats* out) const {
+void FootprintRecorder::MergeInto(FootprintStats* out,
+                                  std::size_t block_size) const {
+  std::uint64_t small_only[kExactMax + 1];
+  for (std::uint64_t b = 0; b <= kExactMax; ++b) {
+    small_only[b] = small_only_[b].load(std::memory_order_relaxed);
+  }
   for (int m = 0; m < kFootprintMetrics; ++m) {
     Histogram h;
     for (int b = 0; b < Histogram::kBuckets; ++b) {
       h.buckets[b] = buckets_[m][b].load(std::memory_order_relaxed);
-      h.count += h.buckets[b];
     }
+    // A request recorded by AddSmallOnly with b blocks: b blocks, b *
+    // block_size bytes held, no large allocation.
+    for (std::uint64_t b = 0; b <= kExactMax; ++b) {
+      if (small_only[b] == 0) continue;
+      if (m == kBlocks) h.buckets[b] += small_only[b];
+      if (m == kLargeAllocations) h.buckets[0] += small_only[b];
+    }
+    for (int b = 0; b < Histogram::kBuckets; ++b) h.count += h.buckets[b];
     // sum_ and max_ cover the values above kExactMax; bucket b <= kExactMax
     // holds only the value b (see Record).
     h.sum = sum_[m].load(std::memory_order_relaxed);
@@ -58,6 +74,17 @@ void FootprintRecorder::MergeInto(FootprintStats* out) const {
     for (std::uint64_t b = 1; b <= kExactMax; ++b) {
       h.sum += b * h.buckets[b];
       if (h.buckets[b] != 0 && h.max < b) h.max = b;
+    }
+    if (m == kHeldBytes) {
+      for (std::uint64_t b = 0; b <= kExactMax; ++b) {
+        const std::uint64_t n = small_only[b];
+        if (n == 0) continue;
+        const std::uint64_t held = b * block_size;
+        h.buckets[Histogram::BucketOf(held)] += n;
+        h.count += n;
+        h.sum += held * n;
+        if (held > h.max) h.max = held;
+      }
     }
     (out->*kMembers[m]).Merge(h);
   }

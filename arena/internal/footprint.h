@@ -54,12 +54,26 @@ class FootprintRecorder {
     Record<kSlowPaths>(request.values[kSlowPaths]);
     Record<kLargeAllocations>(request.values[kLargeAllocations]);
   }
+  // The owning thread only: the common request, with no large allocation
+  // and at most kExactMax small blocks. Its held bytes are then
+  // blocks * block_size and its large allocations 0, so one counter
+  // (small_only_[blocks]) stands for three histograms, which MergeInto
+  // expands exactly: three records per request instead of six.
+  static constexpr std::uint64_t kExactMax = 8;
+  void AddSmallOnly(std::size_t blocks, std::uint64_t peak_live,
+                    std::uint64_t waste, std::uint64_t slow_paths) {
+    Bump(&small_only_[blocks], 1);
+    Record<kPeakLiveBytes>(peak_live);
+    Record<kWasteBytes>(waste);
+    Record<kSlowPaths>(slow_paths);
+  }
   // Any thread (the recorder of exited threads).
   void AddShared(const RequestFootprint& request);
   // Any thread: folds `other` (quiescent: its thread has exited) in.
   void Absorb(const FootprintRecorder& other);
-  // Any thread: merges this recorder's histograms into `out`.
-  void MergeInto(FootprintStats* out) const;
+  // Any thread: merges this recorder's histograms into `out`; block_size:
+  // the runtime's (see AddSmallOnly).
+  void MergeInto(FootprintStats* out, std::size_t block_size) const;
 
  private:
   // Buckets 0..8 hold exactly one value each (Histogram::BucketOf), so a
@@ -67,7 +81,6 @@ class FootprintRecorder {
   // values to sum_ and takes max_ from them when nothing larger came. The
   // small metrics (blocks, slow paths, large allocations) are almost always
   // such values: one increment each.
-  static constexpr std::uint64_t kExactMax = 8;
   static_assert(Histogram::BucketOf(kExactMax) == kExactMax &&
                     Histogram::BucketOf(kExactMax + 1) == kExactMax + 1,
                 "buckets 0..kExactMax hold one value each");
@@ -92,6 +105,8 @@ class FootprintRecorder {
   std::atomic<std::uint64_t> sum_[kFootprintMetrics]{};
   std::atomic<std::uint64_t> max_[kFootprintMetrics]{};
   std::atomic<std::uint64_t> buckets_[kFootprintMetrics][Histogram::kBuckets]{};
+  // Requests recorded by AddSmallOnly, by small-block count.
+  std::atomic<std::uint64_t> small_only_[kExactMax + 1]{};
 };
 
 class AdaptiveSizer {

@@ -97,6 +97,8 @@ void ForkChild();
 
 Runtime::Runtime(const Config& config, PageSource* source)
     : config_(config),
+      first_blocks_((config.first_block_hint + config.block_size - 1) /
+                    config.block_size),
       source_(source),
       depot_(source, DepotOptions{config.block_size, config.depot_batch_blocks,
                                   config.depot_max_bytes}),
@@ -278,7 +280,7 @@ void Runtime::Unregister(ThreadState* state) {
   --thread_count_;
 }
 
-BlockHeader* Runtime::TakeBlock(ThreadState* local) {
+BlockHeader* Runtime::TakeBlockSlow(ThreadState* local) {
   auto take = [this, local]() -> BlockHeader* {
     if (local != nullptr) return local->cache.Get();
     BlockHeader* batch = nullptr;
@@ -298,16 +300,6 @@ BlockHeader* Runtime::TakeBlock(ThreadState* local) {
     block = take();
   }
   return block;
-}
-
-void Runtime::ReturnBlocks(ThreadState* local, BlockHeader* head,
-                           std::size_t count) {
-  if (count == 0) return;
-  if (local != nullptr) {
-    local->cache.Put(head, count);
-  } else {
-    depot_.Release(head, count, NowMs());
-  }
 }
 
 BlockHeader* Runtime::MapLarge(std::size_t bytes, std::size_t alignment,

@@ -103,6 +103,8 @@ class Runtime {
   static absl::Status Start(const Config& config, PageSource* source);
 
   const Config& config() const { return config_; }
+  // config().first_block_hint in blocks, rounded up (computed once).
+  std::size_t first_blocks() const { return first_blocks_; }
   PageSource* source() const { return source_; }
   Depot* depot() { return &depot_; }
 
@@ -115,9 +117,22 @@ class Runtime {
 
   // A free block for an arena, from `local`'s cache or (local == nullptr)
   // straight from the depot; nullptr when memory is exhausted.
-  BlockHeader* TakeBlock(ThreadState* local);
+  // Inline while the thread's cache has one (the common case).
+  BlockHeader* TakeBlock(ThreadState* local) {
+    if (ABSL_PREDICT_TRUE(local != nullptr)) {
+      if (BlockHeader* block = local->cache.TryGetCached()) return block;
+    }
+    return TakeBlockSlow(local);
+  }
   // Gives back `count` free blocks linked by `next`.
-  void ReturnBlocks(ThreadState* local, BlockHeader* head, std::size_t count);
+  void ReturnBlocks(ThreadState* local, BlockHeader* head, std::size_t count) {
+    if (count == 0) return;
+    if (ABSL_PREDICT_TRUE(local != nullptr)) {
+      local->cache.Put(head, count);
+    } else {
+      depot_.Release(head, count, NowMs());
+    }
+  }
 
   // A dedicated mapping of at most `most` bytes for one allocation of
   // `bytes` aligned to `alignment` (at most block_size / 2); nullptr on
@@ -140,15 +155,10 @@ class Runtime {
   }
 
   // Records one request's footprint (an arena's Reset or destruction) on
-  // `local` (or, for an exiting thread, on the retired totals); `adaptive`:
-  // also feed the thread's AdaptiveSizer with `small_blocks_used`.
-  void RecordRequest(ThreadState* local, const RequestFootprint& footprint,
-                     std::size_t small_blocks_used, bool adaptive) {
+  // `local` (or, for an exiting thread, on the retired totals).
+  void RecordRequest(ThreadState* local, const RequestFootprint& footprint) {
     if (ABSL_PREDICT_TRUE(local != nullptr)) {
       local->footprint.Add(footprint);
-      if (adaptive) {
-        local->adaptive.Record(small_blocks_used, config_.adaptive_percentile);
-      }
     } else {
       retired_footprint_.AddShared(footprint);
     }
@@ -183,6 +193,7 @@ class Runtime {
   Runtime(const Config& config, PageSource* source);
   static Runtime& StartDefault();
   ThreadState* LocalSlow();
+  BlockHeader* TakeBlockSlow(ThreadState* local);  // TakeBlock's depot path
   void Register(ThreadState* state);
   void ReleaseLoop();
   static void* ReleaseThreadMain(void* runtime);
@@ -192,6 +203,7 @@ class Runtime {
   static std::atomic<Runtime*> instance_;
 
   const Config config_;
+  const std::size_t first_blocks_;
   PageSource* const source_;
   Depot depot_;
 

@@ -39,10 +39,10 @@ ProcessStats Runtime::Stats() {
   {
     MutexLock lock(&registry_mu_);
     add(retired_);
-    retired_footprint_.MergeInto(&s.footprint);
+    retired_footprint_.MergeInto(&s.footprint, config_.block_size);
     for (ThreadState* t = threads_; t != nullptr; t = t->next) {
       add(t->counters);
-      t->footprint.MergeInto(&s.footprint);
+      t->footprint.MergeInto(&s.footprint, config_.block_size);
       s.adaptive_first_block_bytes =
           std::max(s.adaptive_first_block_bytes,
                    t->adaptive.chosen_blocks() * config_.block_size);

@@ -16,53 +16,34 @@ ThreadCache::~ThreadCache() {
   if (count_ != 0) Flush(SteadyNowMs());
 }
 
-BlockHeader* ThreadCache::Get() {
-  if (top_ == nullptr) {
-    Bump(misses_);
-    BlockHeader* batch = nullptr;
-    const std::size_t n = depot_->Acquire(&batch);
-    if (n == 0) return nullptr;
-    top_ = batch;
-    SetCount(n);
-  } else {
-    Bump(hits_);
-  }
-  BlockHeader* block = top_;
-  top_ = block->next.load(std::memory_order_relaxed);
-  block->next.store(nullptr, std::memory_order_relaxed);
-  SetCount(count_ - 1);
-  return block;
+BlockHeader* ThreadCache::GetFromDepot() {
+  Bump(misses_);
+  BlockHeader* batch = nullptr;
+  const std::size_t n = depot_->Acquire(&batch);
+  if (n == 0) return nullptr;
+  top_ = batch;
+  SetCount(n);
+  return PopTop();
 }
 
-void ThreadCache::Put(BlockHeader* head, std::size_t count) {
-  if (head == nullptr) return;
-  BlockHeader* tail = head;
-  while (BlockHeader* next = tail->next.load(std::memory_order_relaxed)) {
-    tail = next;
-  }
-  tail->next.store(top_, std::memory_order_relaxed);
-  top_ = head;
-  std::size_t total = count_ + count;
-  if (total > capacity_) {
-    // Keep the most recently returned blocks (warm in this core's cache);
-    // the older ones below go to the depot.
-    const std::size_t keep = capacity_ - depot_->batch_blocks();
-    BlockHeader* rest;
-    if (keep == 0) {
-      rest = top_;
-      top_ = nullptr;
-    } else {
-      BlockHeader* last = top_;
-      for (std::size_t i = 1; i < keep; ++i) {
-        last = last->next.load(std::memory_order_relaxed);
-      }
-      rest = last->next.load(std::memory_order_relaxed);
-      last->next.store(nullptr, std::memory_order_relaxed);
+void ThreadCache::Overflow(std::size_t total) {
+  // Keep the most recently returned blocks (warm in this core's cache);
+  // the older ones below go to the depot.
+  const std::size_t keep = capacity_ - depot_->batch_blocks();
+  BlockHeader* rest;
+  if (keep == 0) {
+    rest = top_;
+    top_ = nullptr;
+  } else {
+    BlockHeader* last = top_;
+    for (std::size_t i = 1; i < keep; ++i) {
+      last = last->next.load(std::memory_order_relaxed);
     }
-    depot_->Release(rest, total - keep, SteadyNowMs());
-    total = keep;
+    rest = last->next.load(std::memory_order_relaxed);
+    last->next.store(nullptr, std::memory_order_relaxed);
   }
-  SetCount(total);
+  depot_->Release(rest, total - keep, SteadyNowMs());
+  SetCount(keep);
 }
 
 std::size_t ThreadCache::Flush(std::int64_t now_ms) {

@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "absl/base/optimization.h"
 #include "arena/internal/block.h"
 #include "arena/internal/depot.h"
 
@@ -32,12 +33,35 @@ class ThreadCache {
   ~ThreadCache();  // Flush(now)
 
   // A free block, or nullptr when the depot has none and none can be mapped.
-  BlockHeader* Get();
+  BlockHeader* Get() {
+    BlockHeader* block = TryGetCached();
+    return ABSL_PREDICT_TRUE(block != nullptr) ? block : GetFromDepot();
+  }
+  // A block of this cache, or nullptr when it is empty (no depot trip).
+  BlockHeader* TryGetCached() {
+    if (ABSL_PREDICT_FALSE(top_ == nullptr)) return nullptr;
+    Bump(hits_);
+    return PopTop();
+  }
 
   // Takes `count` blocks linked by `next` (the last one's `next` null).
   // Blocks that overflow to the depot are stamped idle since now: the clock
   // is read only then, not on every Put.
-  void Put(BlockHeader* head, std::size_t count);
+  void Put(BlockHeader* head, std::size_t count) {
+    if (head == nullptr) return;
+    BlockHeader* tail = head;
+    while (BlockHeader* next = tail->next.load(std::memory_order_relaxed)) {
+      tail = next;
+    }
+    tail->next.store(top_, std::memory_order_relaxed);
+    top_ = head;
+    const std::size_t total = count_ + count;
+    if (ABSL_PREDICT_FALSE(total > capacity_)) {
+      Overflow(total);
+    } else {
+      SetCount(total);
+    }
+  }
 
   // Gives every block to the depot; returns how many.
   std::size_t Flush(std::int64_t now_ms);
@@ -51,6 +75,15 @@ class ThreadCache {
   std::uint64_t misses() const { return misses_.load(std::memory_order_relaxed); }
 
  private:
+  BlockHeader* GetFromDepot();   // the cache is empty: a batch from the depot
+  void Overflow(std::size_t total);  // holds `total` > capacity_: trim
+  BlockHeader* PopTop() {            // top_ is not null
+    BlockHeader* block = top_;
+    top_ = block->next.load(std::memory_order_relaxed);
+    block->next.store(nullptr, std::memory_order_relaxed);
+    SetCount(count_ - 1);
+    return block;
+  }
   void SetCount(std::size_t count) {
     count_ = count;
     count_mirror_.store(count, std::memory_order_relaxed);
