@@ -33,28 +33,6 @@ char* AlignUp(char* p, std::size_t alignment) {
   return reinterpret_cast<char*>((v + alignment - 1) & ~(alignment - 1));
 }
 
-// Debug-build guard against two threads inside one arena's slow paths.
-class BusyGuard {
- public:
-  explicit BusyGuard(std::atomic<int>* busy) : busy_(busy) {
-#if ARENA_DEBUG_CHECKS
-    // Acquire/release: a correct hand-over between threads is ordered by
-    // the caller; this only catches overlap, it synchronizes nothing extra.
-    ARENA_CHECK(busy_->exchange(1, std::memory_order_acquire) == 0,
-                "arena::Arena used by two threads at once (Allocate, Reset "
-                "or destruction concurrent with another use)");
-#endif
-  }
-  ~BusyGuard() {
-#if ARENA_DEBUG_CHECKS
-    busy_->store(0, std::memory_order_release);
-#endif
-  }
-
- private:
-  std::atomic<int>* const busy_;
-};
-
 }  // namespace
 
 Arena::Arena() : Arena(ArenaOptions()) {}
@@ -73,17 +51,6 @@ Arena::Arena(const ArenaOptions& options)
                         : runtime_->first_blocks()),
       shared_block_mask_(block_mask_) {
   runtime_->Count(runtime_->Local(), &ThreadCounters::arenas_created, 1);
-}
-
-Arena::~Arena() {
-  ReleaseAll(/*keep_one=*/false);
-  runtime_->Count(runtime_->Local(), &ThreadCounters::arenas_destroyed, 1);
-}
-
-void Arena::Reset() {
-  ReleaseAll(/*keep_one=*/true);
-  ++resets_;
-  runtime_->Count(runtime_->Local(), &ThreadCounters::resets, 1);
 }
 
 void Arena::ClaimOwnership() noexcept {
@@ -109,7 +76,7 @@ void* Arena::AllocateSlow(std::size_t bytes, std::size_t alignment) noexcept {
     return nullptr;
   }
   if (alignment < kGrain) alignment = kGrain;
-  BusyGuard guard(&busy_);
+  internal::BusyGuard guard(&busy_);
   ClaimOwnership();
   AdoptRetained();
   // Remote frees are drained only when the arena would otherwise need new
@@ -330,12 +297,6 @@ bool Arena::MakeFreeLists() noexcept {
   return true;
 }
 
-void Arena::InitFreeLists(char* table) noexcept {
-  UnpoisonMemory(table, sizeof(FreeLists));
-  free_ = reinterpret_cast<FreeLists*>(table);
-  free_->Clear();
-}
-
 void Arena::SortPending() noexcept {
   if (free_ == nullptr && !MakeFreeLists()) return;
   while (pending_ != nullptr) {
@@ -358,40 +319,6 @@ void Arena::DeallocateLarge(BlockHeader* block) noexcept {
   Publish();  // the mapping leaves in_arena_bytes at once
 }
 
-void Arena::AdoptRetainedSlow() noexcept {
-  // Invariant: while retained_ is set, it is the arena's only small block
-  // and the current one (Reset left it so; NextBlock adopts before it
-  // takes another).
-  ARENA_DCHECK(blocks_ == nullptr && spare_ == nullptr && small_blocks_ == 0,
-               "Arena: a retained block beside others");
-  retained_->next.store(nullptr, std::memory_order_relaxed);
-  blocks_ = retained_;
-  retained_ = nullptr;
-  ++small_blocks_;
-  block_bytes_ += block_size_;
-  ReturnRetainCredit(runtime_->Local());
-}
-
-void Arena::DropRetained() noexcept {
-  ARENA_DCHECK(!RetainedInUse(), "Arena: dropping a kept block in use");
-  ThreadState* local = runtime_->Local();
-  ReturnRetainCredit(local);
-  BlockHeader* block = retained_;
-  retained_ = nullptr;
-  cursor_ = limit_ = nullptr;
-  block->owner = nullptr;
-  block->next.store(nullptr, std::memory_order_relaxed);
-  runtime_->ReturnBlocks(local, block, 1);
-}
-
-void Arena::ReturnRetainCredit(ThreadState* local) noexcept {
-  // Only to the thread that spent it (see ThreadState::retain_credit).
-  if (local != nullptr && retained_by_ == internal::ThreadIdIfAssigned()) {
-    ++local->retain_credit;
-  }
-  retained_by_ = internal::kNoThread;
-}
-
 void Arena::AddCleanup(void* node_memory, void* object, void (*destroy)(void*)) {
   auto* node = static_cast<CleanupNode*>(node_memory);
   node->destroy = destroy;
@@ -400,101 +327,5 @@ void Arena::AddCleanup(void* node_memory, void* object, void (*destroy)(void*)) 
   cleanups_ = node;
 }
 
-void Arena::ReleaseAll(bool keep_one) noexcept {
-  ClaimOwnership();
-  // Destructors may Deallocate into (or even Create in) this arena: run them
-  // while every block is still here, until none is left.
-  while (cleanups_ != nullptr) {
-    CleanupNode* node = cleanups_;
-    cleanups_ = node->next;
-    node->destroy(node->object);
-  }
-  BusyGuard guard(&busy_);
-  // Pending remote frees die with the blocks; count them as freed. (A remote
-  // free that happened-before this Reset is visible to the relaxed peek; one
-  // racing with it is the caller's use-after-free.)
-  for (FreeChunk* c = remote_.load(std::memory_order_relaxed) == nullptr
-                          ? nullptr
-                          : remote_.exchange(nullptr, std::memory_order_acquire);
-       c != nullptr;) {
-    UnpoisonMemory(c, sizeof(FreeChunk));
-    FreeChunk* next = c->next;
-    ++deallocations_;
-    c = next;
-  }
-  ThreadState* local = runtime_->Local();
-  AdoptRetained();
-  RecordFootprint(local);
-  // Blocks go back as one list: O(blocks).
-  BlockHeader* head = nullptr;
-  std::size_t count = 0;
-  auto give_back = [&](BlockHeader* b) {
-    b->owner = nullptr;
-    PoisonMemory(reinterpret_cast<char*>(b) + kBlockHeaderSize,
-                 block_size_ - kBlockHeaderSize);
-    b->next.store(head, std::memory_order_relaxed);
-    head = b;
-    ++count;
-  };
-  // A retained_ still set here was never bumped into (AdoptRetained above).
-  if (!keep_one && retained_ != nullptr) {  // destruction: no block stays
-    ReturnRetainCredit(local);
-    give_back(retained_);
-    retained_ = nullptr;
-  }
-  BlockHeader* blocks = blocks_;
-  std::size_t seen = 0;
-  // Reset: keep the current block for the next request (see retained_), if
-  // this thread has credit left.
-  if (keep_one && blocks != nullptr && retained_ == nullptr &&
-      budget_ == nullptr && local != nullptr && local->retain_credit > 0) {
-    --local->retain_credit;
-    retained_by_ = internal::ThreadId();
-    retained_ = blocks;
-    blocks = blocks->next.load(std::memory_order_relaxed);
-    retained_->next.store(nullptr, std::memory_order_relaxed);
-    PoisonMemory(reinterpret_cast<char*>(retained_) + kBlockHeaderSize,
-                 block_size_ - kBlockHeaderSize);
-    ++seen;
-  }
-  auto give_back_list = [&](BlockHeader* list) {
-    while (list != nullptr) {
-      BlockHeader* next = list->next.load(std::memory_order_relaxed);
-      give_back(list);
-      ++seen;
-      list = next;
-    }
-  };
-  give_back_list(blocks);
-  if (spare_ != nullptr) give_back_list(spare_);
-  ARENA_DCHECK(seen == small_blocks_, "Arena: lost track of a block");
-  runtime_->ReturnBlocks(local, head, count);
-  while (large_ != nullptr) {
-    BlockHeader* next = large_->next.load(std::memory_order_relaxed);
-    large_->owner = nullptr;
-    runtime_->UnmapLarge(large_);
-    large_ = next;
-  }
-  if (budget_ != nullptr) budget_->Give(block_bytes_);
-  blocks_ = spare_ = nullptr;
-  if (retained_ != nullptr) {
-    // The kept block is current again: the next request starts on the fast
-    // path. Its owner stays this arena (set when it was taken).
-    cursor_ = RetainedStart();
-    limit_ = reinterpret_cast<char*>(retained_) + block_size_;
-  } else {
-    cursor_ = limit_ = nullptr;
-  }
-  small_blocks_ = large_blocks_ = 0;
-  block_bytes_ = large_bytes_ = 0;
-  live_bytes_ = 0;
-  reserved_ = false;
-  spare_blocks_ = 0;
-  free_ = nullptr;
-  free_chunks_ = 0;
-  pending_ = nullptr;
-  recycle_runs_ = 0;
-  PublishTo(local);
-}
 
 }  // namespace arena

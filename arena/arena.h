@@ -83,12 +83,11 @@ struct ThreadState;
 struct ArenaOptions {
   std::size_t max_bytes = 0;         // cap on this arena's block bytes; 0: none
   std::size_t first_block_hint = 0;  // 0: Config::first_block_hint
-  // first_block_hint: bytes the arena takes from the thread cache at its
-  // first slow path (after construction and after each Reset), in whole
-  // blocks, so that a request known to be large does not go back to the
-  // cache once per block.
-  // Size that first reservation from the thread's recent requests (see
-  // Config::adaptive_first_block); kDefault follows the Config.
+  // first_block_hint: bytes (whole blocks) taken from the thread cache at
+  // the first slow path after construction and each Reset, so a large
+  // request does not go back to the cache once per block. Or size it from
+  // the thread's recent requests (Config::adaptive_first_block; kDefault
+  // follows the Config):
   enum class Adaptive : unsigned char { kDefault, kOn, kOff };
   Adaptive adaptive_first_block = Adaptive::kDefault;
 };
@@ -212,7 +211,11 @@ class Arena {
   static_assert(kGrain == 16, "kFastAlignments lists the powers of two <= 16");
   bool CanBumpFast(std::size_t bytes, std::size_t alignment) const noexcept {
     return alignment <= kGrain && ((kFastAlignments >> alignment) & 1) != 0 &&
-           owner_token_ == internal::ThreadToken() &&
+           CanBumpFastAligned(bytes);
+  }
+  // The same for an alignment known to be a power of two <= 16.
+  bool CanBumpFastAligned(std::size_t bytes) const noexcept {
+    return owner_token_ == internal::ThreadToken() &&
            RoundUpGrain(bytes) - 1 < static_cast<std::size_t>(limit_ - cursor_);
   }
   void* BumpFast(std::size_t bytes) noexcept {
@@ -314,19 +317,9 @@ class Arena {
   const ArenaOptions options_;
   internal::BlockHeader* blocks_ = nullptr;  // small blocks, current first
   internal::BlockHeader* spare_ = nullptr;   // reserved, not yet used
-  // The block this arena kept at its last Reset, for its next request. It
-  // is the current block from the Reset on (cursor_ at its start), so the
-  // next request bumps into it on the fast path, through cache lines the
-  // last request warmed, with no slow path and no trip through the thread
-  // cache. While nothing was bumped from it (cursor_ at its start) it is
-  // not in blocks_ or block_bytes_ (the arena holds no request memory in
-  // it) and is published as retained bytes; once something was, the next
-  // slow path, Publish, Reset or destruction adopts it into blocks_
-  // (AdoptRetained; stats() counts it as adopted). Each thread lets at most
-  // kMaxRetainedPerThread arenas reset on it keep a block
-  // (ThreadState::retain_credit), so idle arenas (10000 keep-alive
-  // connections) cannot pin more than that many blocks per thread;
-  // destruction gives the block back.
+  // The block this arena kept at its last Reset, for its next request: the
+  // current block from the Reset on, counted as held once bumped into, at
+  // most kMaxRetainedPerThread per thread. See arena_release.cc.
   internal::BlockHeader* retained_ = nullptr;
   // The thread whose Reset kept retained_ (its credit was spent); the
   // credit goes back only to it (ReturnRetainCredit).
@@ -351,14 +344,7 @@ class Arena {
   FreeChunk* pending_ = nullptr;
   internal::FreeLists* free_ = nullptr;  // in the arena, made by SortPending
   std::size_t free_chunks_ = 0;    // chunks in free_
-  // Credit for "drains yield runs": kRecycleCredit after a drain found a
-  // run of at least kMinBumpRun bytes, one less after each drain that did
-  // not. While nonzero and the free lists hold fewer than
-  // kMaxChunksWhileRecycling chunks, the slow path takes its next bump
-  // region from the remote stack or a waiting run before it pops single
-  // chunks (see AllocateSlow). Zero keeps arenas with scattered frees on
-  // the pop-first path; the chunk bound makes a recycling arena use up the
-  // single chunks that runs leave behind instead of growing past them.
+  // Credit for "drains yield runs" (see AllocateSlow and arena_remote.cc).
   static constexpr unsigned char kRecycleCredit = 4;
   static constexpr std::size_t kMaxChunksWhileRecycling = 256;
   unsigned char recycle_runs_ = 0;
@@ -384,6 +370,7 @@ class Arena {
   // mappings are reserved from *budget_ too. Null for a plain Arena; read
   // on slow paths only.
   friend class SharedArena;
+  friend class ArenaResource;
   internal::SharedBudget* budget_ = nullptr;
 
   // Read by every Deallocate on any thread, written only when ownership
@@ -408,7 +395,13 @@ class Arena {
 
 inline void* ArenaResource::do_allocate(std::size_t bytes,
                                         std::size_t alignment) {
-  return arena_->Allocate(bytes, alignment);
+  // std::pmr's alignment is a power of two (allocate's precondition): only
+  // its size needs checking. (AllocateSlow validates it again.)
+  if (ABSL_PREDICT_TRUE(alignment <= Arena::kGrain &&
+                        arena_->CanBumpFastAligned(bytes))) {
+    return arena_->BumpFast(bytes);
+  }
+  return arena_->AllocateSlowOrThrow(bytes, alignment);
 }
 inline void ArenaResource::do_deallocate(void* p, std::size_t bytes,
                                          std::size_t) {

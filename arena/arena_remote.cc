@@ -21,13 +21,30 @@ using internal::kFreeListsTableSize;
 using internal::PoisonMemory;
 using internal::UnpoisonMemory;
 
+// Arena::recycle_runs_, credit for "drains yield runs": kRecycleCredit after a drain found a
+// run of at least kMinBumpRun bytes, one less after each drain that did
+// not. While nonzero and the free lists hold fewer than
+// kMaxChunksWhileRecycling chunks, the slow path takes its next bump
+// region from the remote stack or a waiting run before it pops single
+// chunks (see AllocateSlow). Zero keeps arenas with scattered frees on
+// the pop-first path; the chunk bound makes a recycling arena use up the
+// single chunks that runs leave behind instead of growing past them.
+
+void Arena::InitFreeLists(char* table) noexcept {
+  UnpoisonMemory(table, sizeof(FreeLists));
+  free_ = reinterpret_cast<FreeLists*>(table);
+  free_->Clear();
+}
+
 void Arena::PushFree(char* chunk, std::size_t size) noexcept {
-  if (free_ == nullptr) {
+  if (free_ == nullptr &&
+      static_cast<std::size_t>(limit_ - cursor_) >= kFreeListsTableSize) {
     // Room for the table now, while the current block may have some: when
     // a slow path sorts these chunks the block is full, and a new block
-    // just for the table would defeat the reuse.
-    char* table = static_cast<char*>(BumpCurrent(kFreeListsTableSize, kGrain));
-    if (table != nullptr) InitFreeLists(table);
+    // just for the table would defeat the reuse. (The cursor is always a
+    // multiple of kGrain; both are null without a current block.)
+    InitFreeLists(cursor_);
+    cursor_ += kFreeListsTableSize;
   }
   // Every chunk has room for the 16-byte header (size >= 16), but the caller
   // may have been handed fewer bytes: unpoison exactly what is written.

@@ -8,6 +8,8 @@
 #ifndef ARENA_INTERNAL_CHECK_H_
 #define ARENA_INTERNAL_CHECK_H_
 
+#include <atomic>
+
 #include "absl/base/attributes.h"
 #include "absl/base/optimization.h"
 
@@ -40,5 +42,33 @@ namespace internal {
 #define ARENA_DEBUG_CHECKS 1
 #define ARENA_DCHECK(condition, message) ARENA_CHECK(condition, message)
 #endif
+
+namespace arena {
+namespace internal {
+
+// Debug-build guard against two threads inside one arena's slow paths.
+class BusyGuard {
+ public:
+  explicit BusyGuard(std::atomic<int>* busy) : busy_(busy) {
+#if ARENA_DEBUG_CHECKS
+    // Acquire/release: a correct hand-over between threads is ordered by
+    // the caller; this only catches overlap, it synchronizes nothing extra.
+    ARENA_CHECK(busy_->exchange(1, std::memory_order_acquire) == 0,
+                "arena::Arena used by two threads at once (Allocate, Reset "
+                "or destruction concurrent with another use)");
+#endif
+  }
+  ~BusyGuard() {
+#if ARENA_DEBUG_CHECKS
+    busy_->store(0, std::memory_order_release);
+#endif
+  }
+
+ private:
+  std::atomic<int>* const busy_;
+};
+
+}  // namespace internal
+}  // namespace arena
 
 #endif  // ARENA_INTERNAL_CHECK_H_
