@@ -28,6 +28,13 @@ namespace {
 static_assert(internal::kBlockHeaderSize == 64, "Arena::kHeaderBytes");
 using internal::kFreeListsTableSize;
 
+// ArenaOptions::first_block_hint in blocks, rounded up; held to
+// Config's limit (1 GiB) like the Config's own hint.
+std::size_t HintBlocks(std::size_t hint, std::size_t block_size) {
+  hint = std::min(hint, Config::kMaxFirstBlockHint);
+  return (hint + block_size - 1) / block_size;
+}
+
 char* AlignUp(char* p, std::size_t alignment) {
   const auto v = reinterpret_cast<std::uintptr_t>(p);
   return reinterpret_cast<char*>((v + alignment - 1) & ~(alignment - 1));
@@ -47,7 +54,7 @@ Arena::Arena(const ArenaOptions& options)
                     ? runtime_->config().adaptive_first_block
                     : options.adaptive_first_block == ArenaOptions::Adaptive::kOn),
       first_blocks_(options.first_block_hint != 0
-                        ? (options.first_block_hint + block_size_ - 1) / block_size_
+                        ? HintBlocks(options.first_block_hint, block_size_)
                         : runtime_->first_blocks()),
       shared_block_mask_(block_mask_) {
   runtime_->Count(runtime_->Local(), &ThreadCounters::arenas_created, 1);
@@ -93,7 +100,8 @@ void* Arena::AllocateSlow(std::size_t bytes, std::size_t alignment) noexcept {
     drain(0);
     p = AllocateLarge(bytes, alignment);
   } else if (cursor_ == nullptr && remote_.load(std::memory_order_relaxed) == nullptr) {
-    // No current block (a new arena, or one Reset without keeping a block):
+    // No current block (a new arena, one Reset without keeping a block, or
+    // one whose unused kept block went back: DropRetained):
     // the arena holds no small block, so no chunk to reuse and, with the
     // remote stack empty, nothing to drain. Straight to a new block.
     ARENA_DCHECK(small_blocks_ == 0 && pending_ == nullptr && free_chunks_ == 0,

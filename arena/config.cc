@@ -292,7 +292,7 @@ absl::Status ValidateConfig(const Config& c) {
                     absl::StrCat("must not exceed max_total_bytes (",
                                  c.max_total_bytes, ")"));
   }
-  if (c.first_block_hint > 1024 * kMiB) {
+  if (c.first_block_hint > Config::kMaxFirstBlockHint) {
     return KeyError("first_block_hint", absl::StrCat(c.first_block_hint),
                     "must be at most 1GiB");
   }

@@ -60,6 +60,7 @@ struct Config {
   // a request known to be large does not go back to the cache once per
   // block. 0: one block. At most 1GiB, and at most max_total_bytes when set.
   std::size_t first_block_hint = 0;
+  static constexpr std::size_t kMaxFirstBlockHint = std::size_t{1} << 30;
   // Size that first reservation from what recent requests on the arena's
   // thread held: each thread keeps its last 256 requests' block counts and
   // a new or reset arena takes their adaptive_percentile-th percentile

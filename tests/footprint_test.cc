@@ -283,6 +283,19 @@ TEST(Config, FootprintKnobsParseAndValidate) {
 
 // Adaptive sizing: a thread whose requests need 5 blocks reserves 5 at a
 // new arena's first slow path; never past max_bytes, never below a block.
+// Found by review: a first_block_hint near SIZE_MAX wrapped when rounded up
+// to blocks and reserved nothing; it now counts as 1 GiB (Config's limit),
+// and max_bytes still bounds what is taken.
+TEST(Adaptive, HugeHintIsClampedNotWrapped) {
+  arena::ArenaOptions options;
+  options.first_block_hint = ~std::size_t{0};
+  options.max_bytes = 16 * kBlock;
+  arena::Arena a(options);
+  a.Allocate(100);
+  EXPECT_EQ(a.stats().blocks, 16u);
+  EXPECT_EQ(a.stats().block_bytes, 16 * kBlock);
+}
+
 TEST(Adaptive, FirstReservationFollowsRecentRequestsWithinBounds) {
   std::thread([] {
     arena::ArenaOptions on;
