@@ -335,5 +335,4 @@ void Arena::AddCleanup(void* node_memory, void* object, void (*destroy)(void*)) 
   cleanups_ = node;
 }
 
-
 }  // namespace arena

@@ -85,9 +85,9 @@ struct ArenaOptions {
   std::size_t first_block_hint = 0;  // 0: Config::first_block_hint
   // first_block_hint: bytes (whole blocks) taken from the thread cache at
   // the first slow path after construction and each Reset, so a large
-  // request does not go back to the cache once per block. Or size it from
-  // the thread's recent requests (Config::adaptive_first_block; kDefault
-  // follows the Config):
+  // request does not go back to the cache once per block. Below: size it
+  // from the thread's recent requests instead (Config::adaptive_first_block;
+  // kDefault follows the Config).
   enum class Adaptive : unsigned char { kDefault, kOn, kOff };
   Adaptive adaptive_first_block = Adaptive::kDefault;
 };

@@ -27,18 +27,18 @@ using internal::ThreadState;
 using internal::UnpoisonMemory;
 
 // The kept block (Arena::retained_): the block an arena kept at its last
-// Reset, for its next request. It is the current block from the Reset on (cursor_ at its start), so the
-// next request bumps into it on the fast path, through cache lines the
-// last request warmed, with no slow path and no trip through the thread
-// cache. While nothing was bumped from it (cursor_ at its start) it is
-// not in blocks_ or block_bytes_ (the arena holds no request memory in
-// it) and is published as retained bytes; once something was, the next
-// slow path, Publish, Reset or destruction adopts it into blocks_
-// (AdoptRetained; stats() counts it as adopted). Each thread lets at most
-// kMaxRetainedPerThread arenas reset on it keep a block
+// Reset, for its next request. It is the current block from the Reset on
+// (cursor_ at its start), so the next request bumps into it on the fast
+// path, through cache lines the last request warmed, with no slow path and
+// no trip through the thread cache. While nothing was bumped from it
+// (cursor_ at its start) it is not in blocks_ or block_bytes_ (the arena
+// holds no request memory in it) and is published as retained bytes; once
+// something was, the next slow path, Publish, Reset or destruction adopts it
+// into blocks_ (AdoptRetained; stats() counts it as adopted). Each thread
+// lets at most kMaxRetainedPerThread arenas reset on it keep a block
 // (ThreadState::retain_credit), so idle arenas (10000 keep-alive
-// connections) cannot pin more than that many blocks per thread;
-// destruction gives the block back.
+// connections) cannot pin more than that many blocks per thread; destruction
+// gives the block back.
 
 // Inlined into ReleaseAll, which is inlined into Reset and ~Arena: every
 // request ends here, and a destructor lets the compiler drop the resets.

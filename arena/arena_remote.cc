@@ -21,14 +21,14 @@ using internal::kFreeListsTableSize;
 using internal::PoisonMemory;
 using internal::UnpoisonMemory;
 
-// Arena::recycle_runs_, credit for "drains yield runs": kRecycleCredit after a drain found a
-// run of at least kMinBumpRun bytes, one less after each drain that did
-// not. While nonzero and the free lists hold fewer than
-// kMaxChunksWhileRecycling chunks, the slow path takes its next bump
-// region from the remote stack or a waiting run before it pops single
-// chunks (see AllocateSlow). Zero keeps arenas with scattered frees on
-// the pop-first path; the chunk bound makes a recycling arena use up the
-// single chunks that runs leave behind instead of growing past them.
+// Arena::recycle_runs_, credit for "drains yield runs": kRecycleCredit after
+// a drain found a run of at least kMinBumpRun bytes, one less after each
+// drain that did not. While nonzero and the free lists hold fewer than
+// kMaxChunksWhileRecycling chunks, the slow path takes its next bump region
+// from the remote stack or a waiting run before it pops single chunks (see
+// AllocateSlow). Zero keeps arenas with scattered frees on the pop-first
+// path; the chunk bound makes a recycling arena use up the single chunks
+// that runs leave behind instead of growing past them.
 
 void Arena::InitFreeLists(char* table) noexcept {
   UnpoisonMemory(table, sizeof(FreeLists));
