@@ -71,13 +71,58 @@ void Arena::ClaimOwnership() noexcept {
   owner_token_ = internal::ThreadToken();
 }
 
+// Reuse of a small freed chunk (issue 11: the larson workload allocates
+// almost only from its free lists once its blocks are full), without the
+// slow path's prologue and checks. Taken only where AllocateSlowPath would
+// take the same chunk: the owner by id (free lists are owner-only; the
+// caller's fast path compared tokens), an alignment the fast path takes
+// (the slow path makes it 16), the arena filing its frees (file_frees_:
+// the table made, nothing pending; set only by an owner, so owner_id_ is a
+// real id, never a new thread's kNoThread), not recycling runs (see
+// arena_remote.cc), the bump region too short, and a kept block in use
+// adopted, as the slow path would. The chunk is the one PopFree would
+// pop; a free list leaves it poisoned, this unpoisons `bytes`.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void* Arena::PopQuick(
+    std::size_t bytes, std::size_t alignment) noexcept {
+  if (!(alignment <= kGrain && ((kFastAlignments >> alignment) & 1) != 0 &&
+        bytes - 1 < FreeLists::kQuickMaxSize && file_frees_ &&
+        owner_id_ == internal::ThreadIdIfAssigned() &&
+        (recycle_runs_ == 0 || free_chunks_ >= kMaxChunksWhileRecycling))) {
+    return nullptr;
+  }
+  const std::size_t size = RoundUpGrain(bytes);
+  if (size <= static_cast<std::size_t>(limit_ - cursor_)) return nullptr;
+  std::size_t got = 0;
+  char* p = static_cast<char*>(free_->PopQuick(size, &got));
+  if (p == nullptr) return nullptr;
+  --free_chunks_;
+  if (got != size) FileChunk(p + size, got - size);  // as PopFree
+  owner_token_ = internal::ThreadToken();  // as ClaimOwnership (same id)
+  AdoptRetained();
+  UnpoisonMemory(p, bytes);
+  live_bytes_ += bytes;
+  ++slow_allocations_;
+  if (ABSL_PREDICT_FALSE(live_bytes_ > published_live_ + kPublishSlack)) {
+    Publish();
+  }
+  return p;
+}
+
 void* Arena::AllocateSlowOrThrow(std::size_t bytes, std::size_t alignment) {
-  void* p = AllocateSlow(bytes, alignment);
+  void* p = PopQuick(bytes, alignment);
+  if (ABSL_PREDICT_TRUE(p != nullptr)) return p;
+  p = AllocateSlowPath(bytes, alignment);
   if (p == nullptr) throw std::bad_alloc();
   return p;
 }
 
 void* Arena::AllocateSlow(std::size_t bytes, std::size_t alignment) noexcept {
+  void* p = PopQuick(bytes, alignment);
+  if (ABSL_PREDICT_TRUE(p != nullptr)) return p;
+  return AllocateSlowPath(bytes, alignment);
+}
+
+void* Arena::AllocateSlowPath(std::size_t bytes, std::size_t alignment) noexcept {
   if (alignment == 0 || (alignment & (alignment - 1)) != 0 ||
       alignment > block_size_ / 2) {
     return nullptr;
@@ -125,18 +170,31 @@ void* Arena::AllocateSlow(std::size_t bytes, std::size_t alignment) noexcept {
       if (drain(size)) p = BumpCurrent(size, alignment);
       if (p == nullptr && reuse) p = BumpLargestFree(size);
     }
-    if (p == nullptr && reuse && HasFreeChunks()) p = PopFree(size);
+    if (p == nullptr && HasFreeChunks()) p = PopFree(size, alignment);
     if (p == nullptr && drain(size)) {
       // A drained chunk may have been the last of the current block (the
       // cursor moved back) or may fit this request: try both again before
       // asking for a new block, which a cap may refuse.
       p = BumpCurrent(size, alignment);
-      if (p == nullptr && reuse && HasFreeChunks()) p = PopFree(size);
+      if (p == nullptr && HasFreeChunks()) p = PopFree(size, alignment);
     }
     // The largest free chunk, if it can hold this one and a few more (a
     // run waiting whole, a region's rest), before the arena grows.
     if (p == nullptr && reuse) p = BumpLargestFree(size);
-    if (p == nullptr) p = BumpNewBlock(size, alignment);
+    if (p == nullptr) {
+      p = BumpNewBlock(size, alignment);
+      // A long-lived arena takes new memory only when no freed chunk holds
+      // the request (PopFree splits any larger one): it files the new
+      // block's rest too, rather than bumping every following request
+      // through it while its freed chunks wait (which made a long-lived
+      // arena with individual frees grow by a block at each miss, without
+      // bound). A request's arena bumps through it, as ever.
+      if (p != nullptr && Splits() &&
+          limit_ - cursor_ >= static_cast<std::ptrdiff_t>(kGrain)) {
+        FileChunk(cursor_, static_cast<std::size_t>(limit_ - cursor_));
+        cursor_ = limit_;
+      }
+    }
     if (p != nullptr) UnpoisonMemory(p, bytes);
   }
   if (p != nullptr) {
@@ -285,12 +343,32 @@ void* Arena::AllocateLarge(std::size_t bytes, std::size_t alignment) noexcept {
   return p;
 }
 
-void* Arena::PopFree(std::size_t size) noexcept {
+void* Arena::PopFree(std::size_t size, std::size_t alignment) noexcept {
   if (pending_ != nullptr) SortPending();
-  if (free_chunks_ == 0) return nullptr;
-  void* p = free_->Pop(size);
-  if (p != nullptr) --free_chunks_;
+  if (free_chunks_ == 0) return nullptr;  // (also: no table, SortPending)
+  // An aligned request takes a chunk with room to align inside it (chunks
+  // start 16-aligned, so at most alignment - 16 bytes go before it).
+  std::size_t got = 0;
+  // A long-lived arena (Splits) splits any larger chunk before it grows; a
+  // request's arena takes one at most about twice the size, else bumps.
+  char* chunk = static_cast<char*>(
+      free_->Pop(size + (alignment - kGrain), &got, Splits()));
+  if (chunk == nullptr) return nullptr;
+  --free_chunks_;
+  char* p = AlignUp(chunk, alignment);
+  const auto front = static_cast<std::size_t>(p - chunk);
+  // What the request does not use goes back, or it would be lost until
+  // Reset: the later Deallocate files only `size` bytes (a long-lived
+  // arena with individual frees otherwise leaks the difference each time
+  // its exact class is empty). Both pieces are multiples of 16.
+  if (front != 0) FileChunk(chunk, front);
+  if (got - front != size) FileChunk(p + size, got - front - size);
   return p;
+}
+
+void Arena::FileChunk(char* chunk, std::size_t size) noexcept {
+  free_->Push(chunk, size);  // poisons the chunk
+  ++free_chunks_;
 }
 
 bool Arena::MakeFreeLists() noexcept {
@@ -314,6 +392,9 @@ void Arena::SortPending() noexcept {
     free_->Push(reinterpret_cast<char*>(c), c->bytes);  // poisons the chunk
     ++free_chunks_;
   }
+  // The arena reuses what it frees: from now to Reset, file each free at
+  // once (see pending_).
+  file_frees_ = true;
 }
 
 void Arena::DeallocateLarge(BlockHeader* block) noexcept {

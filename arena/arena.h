@@ -201,8 +201,8 @@ class Arena {
   // is false for bytes == 0 (size - 1 wraps; zero-byte requests take the
   // slow path and get 16 bytes) and for bytes so large that rounding wraps.
   // Chunks freed on the owner wait (pending_, then free lists) until the
-  // current block is full: the slow path reuses them before it takes a new
-  // block, and the fast path never looks at them.
+  // bump region is used up: the slow path (PopQuick first) reuses them
+  // before it takes a new block, and the fast path never looks at them.
   static std::size_t RoundUpGrain(std::size_t bytes) {
     return (bytes + (kGrain - 1)) & ~(kGrain - 1);
   }
@@ -226,8 +226,13 @@ class Arena {
     return p;
   }
 
+  // The slow path: PopQuick, else AllocateSlowPath (arena.cc).
   void* AllocateSlow(std::size_t bytes, std::size_t alignment) noexcept;
   void* AllocateSlowOrThrow(std::size_t bytes, std::size_t alignment);
+  void* AllocateSlowPath(std::size_t bytes, std::size_t alignment) noexcept;
+  // A freed chunk of at most FreeLists::kQuickMaxSize bytes, reused with
+  // the fewest checks; nullptr where AllocateSlowPath must decide.
+  void* PopQuick(std::size_t bytes, std::size_t alignment) noexcept;
   void* BumpCurrent(std::size_t size, std::size_t alignment) noexcept;
   void* BumpNewBlock(std::size_t size, std::size_t alignment) noexcept;
   // The largest free chunk becomes the bump region if it holds at least
@@ -238,8 +243,22 @@ class Arena {
   bool HasFreeChunks() const noexcept {
     return free_chunks_ != 0 || pending_ != nullptr;
   }
-  void* PopFree(std::size_t size) noexcept;
-  void PushFree(char* chunk, std::size_t size) noexcept;  // onto pending_
+  // A freed chunk holding `size` bytes at `alignment`; what it has beyond
+  // them (the gap before an aligned start, the tail) goes back to the lists.
+  void* PopFree(std::size_t size, std::size_t alignment) noexcept;
+  void FileChunk(char* chunk, std::size_t size) noexcept;  // REQUIRES: free_
+  // A long-lived arena, reusing what it frees: filing its frees, and past
+  // kSplitAfterSlowPaths slow paths since construction or Reset (a
+  // request's arena takes a few; one with individual frees, one per reused
+  // chunk). It then reuses before it grows (see PopFree, AllocateSlowPath).
+  static constexpr std::uint64_t kSplitAfterSlowPaths = 1024;
+  bool Splits() const noexcept {
+    return file_frees_ && slow_allocations_ - slow_at_reset_ >= kSplitAfterSlowPaths;
+  }
+  // To its free list once file_frees_, else onto pending_ (the table made
+  // now if the bump region has room for it).
+  void PushFree(char* chunk, std::size_t size) noexcept;
+  void PushPending(char* chunk, std::size_t size) noexcept;
   void SortPending() noexcept;  // pending_ into free_ (the table made first)
   void DeallocateLocal(void* p, std::size_t bytes,
                        internal::BlockHeader* block) noexcept;
@@ -338,12 +357,16 @@ class Arena {
   CleanupNode* cleanups_ = nullptr;
   // Chunks freed on the owner: first pushed here unsorted (link and chunk
   // size in the chunk's first 16 bytes, which every chunk has), filed into
-  // the size-class lists of free_ when a slow path wants to reuse one. A
-  // request that frees a few buffers (a growing vector) and then Resets
-  // pays four stores per free, and neither the sorting nor the table.
+  // the size-class lists of free_ when a slow path wants to reuse one
+  // (SortPending). A request that frees a few buffers (a growing vector)
+  // and then Resets pays four stores per free, and no sorting. From that
+  // first sort to Reset, file_frees_: frees go straight to their lists,
+  // where PopQuick finds them (an arena that reuses what it frees, as a
+  // long-lived one with individual frees does, files each chunk once).
   FreeChunk* pending_ = nullptr;
-  internal::FreeLists* free_ = nullptr;  // in the arena, made by SortPending
+  internal::FreeLists* free_ = nullptr;  // in the arena's own memory
   std::size_t free_chunks_ = 0;    // chunks in free_
+  bool file_frees_ = false;        // implies free_ != nullptr, no pending_
   // Credit for "drains yield runs" (see AllocateSlow and arena_remote.cc).
   static constexpr unsigned char kRecycleCredit = 4;
   static constexpr std::size_t kMaxChunksWhileRecycling = 256;

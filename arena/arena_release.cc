@@ -210,6 +210,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Arena::ReleaseAll(bool keep_one) noexce
   free_ = nullptr;
   free_chunks_ = 0;
   pending_ = nullptr;
+  file_frees_ = false;
   recycle_runs_ = 0;
   PublishTo(local);
 }

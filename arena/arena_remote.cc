@@ -37,6 +37,17 @@ void Arena::InitFreeLists(char* table) noexcept {
 }
 
 void Arena::PushFree(char* chunk, std::size_t size) noexcept {
+  if (file_frees_) {
+    // Straight to its list (poisons the chunk), where PopQuick finds it.
+    free_->Push(chunk, size);
+    ++free_chunks_;
+  } else {
+    PushPending(chunk, size);
+  }
+}
+
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Arena::PushPending(
+    char* chunk, std::size_t size) noexcept {
   if (free_ == nullptr &&
       static_cast<std::size_t>(limit_ - cursor_) >= kFreeListsTableSize) {
     // Room for the table now, while the current block may have some: when
@@ -46,8 +57,9 @@ void Arena::PushFree(char* chunk, std::size_t size) noexcept {
     InitFreeLists(cursor_);
     cursor_ += kFreeListsTableSize;
   }
-  // Every chunk has room for the 16-byte header (size >= 16), but the caller
-  // may have been handed fewer bytes: unpoison exactly what is written.
+  // Every chunk has room for the 16-byte header (size >= 16), but the
+  // caller may have been handed fewer bytes: unpoison exactly what is
+  // written.
   auto* c = reinterpret_cast<FreeChunk*>(chunk);
   UnpoisonMemory(c, sizeof(FreeChunk));
   c->next = pending_;
@@ -72,7 +84,13 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Arena::DeallocateLocal(
     cursor_ = chunk;
     PoisonMemory(chunk, size);
   } else if (ABSL_PREDICT_TRUE(current) || block->kind == BlockKind::kSmall) {
-    PushFree(chunk, size);
+    // PushFree, inline.
+    if (file_frees_) {
+      free_->Push(chunk, size);
+      ++free_chunks_;
+    } else {
+      PushPending(chunk, size);
+    }
   } else {
     DeallocateLarge(block);
     return;

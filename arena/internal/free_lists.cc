@@ -5,28 +5,142 @@
 
 namespace arena {
 namespace internal {
-namespace {
-constexpr std::size_t kSmallClasses = 64;
-}  // namespace
-
 std::size_t FreeLists::ClassCeil(std::size_t size) {
   if (size <= 1024) return size / 16 - 1;
   const int e = 63 - absl::countl_zero(static_cast<std::uint64_t>(size));
-  const std::size_t sub = (size >> (e - 2)) & 3;
-  std::size_t index = kSmallClasses - 1 + (e - 10) * 4 + sub;
-  if ((size & ((std::size_t{1} << (e - 2)) - 1)) != 0) ++index;
+  std::size_t index = kExactClasses + (e - 10) * 16 + ((size >> (e - 4)) & 15);
+  if ((size & ((std::size_t{1} << (e - 4)) - 1)) != 0) ++index;
   return index;
 }
 
-void* FreeLists::Pop(std::size_t size) noexcept {
-  const std::size_t first = ClassCeil(size);
-  // The class and the next three (one power of two); larger chunks would
-  // waste more than a fresh bump allocation costs.
-  for (std::size_t c = first; c < first + 4 && c < kClasses; ++c) {
-    if ((nonempty[c / 64] >> (c % 64) & 1) == 0) continue;
-    return TakeHead(c, nullptr);
+std::size_t FreeLists::LowestNonempty(std::size_t from,
+                                      std::size_t to) const noexcept {
+  if (to > kClasses) to = kClasses;
+  while (from < to) {
+    const std::uint64_t word = nonempty[from / 64] >> (from % 64);
+    if (word != 0) {
+      const std::size_t c = from + static_cast<std::size_t>(absl::countr_zero(word));
+      return c < to ? c : kClasses;
+    }
+    from = (from / 64 + 1) * 64;
   }
-  return nullptr;
+  return kClasses;
+}
+
+void FreeLists::PushSpanning(std::size_t c, char* chunk,
+                             std::size_t size) noexcept {
+  auto* node = reinterpret_cast<Node*>(chunk);
+  UnpoisonMemory(node, sizeof(Node));
+  node->size = size;
+  node->next = nullptr;
+  if (Nonempty(c)) {
+    // Into the group of its size: second, so the group's first chunk (which
+    // links the groups) stays where it is.
+    Node* group = heads[c];
+    for (int i = 0; i < kGroupScan && group != nullptr; ++i) {
+      UnpoisonMemory(group, sizeof(Node));
+      Node* next_group = group->next_group;
+      if (group->size == size) {
+        node->next = group->next;
+        node->next_group = nullptr;
+        group->next = node;
+        PoisonMemory(group, sizeof(Node));
+        PoisonMemory(chunk, size);
+        return;
+      }
+      PoisonMemory(group, sizeof(Node));
+      group = next_group;
+    }
+    node->next_group = heads[c];  // a new group, first
+  } else {
+    node->next_group = nullptr;
+    nonempty[c / 64] |= std::uint64_t{1} << (c % 64);
+  }
+  heads[c] = node;
+  PoisonMemory(chunk, size);
+}
+
+FreeLists::Node* FreeLists::TakeFromGroup(std::size_t c, Node* prev_group,
+                                          Node* group,
+                                          std::size_t* got) noexcept {
+  UnpoisonMemory(group, sizeof(Node));
+  *got = group->size;
+  Node* taken = group->next;
+  if (taken != nullptr) {
+    // The group keeps its first chunk: take the second.
+    UnpoisonMemory(taken, sizeof(Node));
+    group->next = taken->next;
+    PoisonMemory(taken, sizeof(Node));
+    PoisonMemory(group, sizeof(Node));
+    return taken;
+  }
+  // The group's only chunk: unlink the group.
+  Node* next_group = group->next_group;
+  PoisonMemory(group, sizeof(Node));
+  if (prev_group == nullptr) {
+    heads[c] = next_group;
+    if (next_group == nullptr) nonempty[c / 64] &= ~(std::uint64_t{1} << (c % 64));
+  } else {
+    UnpoisonMemory(prev_group, sizeof(Node));
+    prev_group->next_group = next_group;
+    PoisonMemory(prev_group, sizeof(Node));
+  }
+  return group;
+}
+
+FreeLists::Node* FreeLists::TakeAny(std::size_t c, std::size_t* got) noexcept {
+  if (c < kExactClasses) {
+    *got = (c + 1) * 16;
+    return TakeExact(c);
+  }
+  return TakeSmallest(c, 0, got);
+}
+
+FreeLists::Node* FreeLists::TakeSmallest(std::size_t c, std::size_t size,
+                                         std::size_t* got) noexcept {
+  // The smallest group of at least `size` bytes among the first kGroupScan
+  // (the exact size ends the walk): what is left of larger chunks then
+  // serves larger requests later.
+  Node* best = nullptr;
+  Node* best_prev = nullptr;
+  std::size_t best_size = 0;
+  Node* prev = nullptr;
+  Node* group = heads[c];
+  for (int i = 0; i < kGroupScan && group != nullptr; ++i) {
+    UnpoisonMemory(group, sizeof(Node));
+    const std::size_t group_size = group->size;
+    Node* next_group = group->next_group;
+    PoisonMemory(group, sizeof(Node));
+    if (group_size >= size && (best == nullptr || group_size < best_size)) {
+      best = group;
+      best_prev = prev;
+      best_size = group_size;
+      if (group_size == size) break;
+    }
+    prev = group;
+    group = next_group;
+  }
+  if (best == nullptr) return nullptr;
+  return TakeFromGroup(c, best_prev, best, got);
+}
+
+void* FreeLists::Pop(std::size_t size, std::size_t* got,
+                     bool any_larger) noexcept {
+  const std::size_t first = ClassCeil(size);
+  const std::size_t own = ClassFloor(size);
+  if (own != first && Nonempty(own)) {
+    // `size` lies between two bounds of a spanning class: the smallest of
+    // its groups that holds it (its own size when there is one).
+    if (Node* node = TakeSmallest(own, size, got)) return node;
+  }
+  // The lowest nonempty class from the ceiling: up to about twice `size`
+  // (the class and the next three below 1 KiB, one power of two above),
+  // else, with any_larger, any class above.
+  const std::size_t near_end = first + (first < kExactClasses ? 4 : 16);
+  std::size_t c = LowestNonempty(first, near_end);
+  if (c == kClasses && any_larger) c = LowestNonempty(near_end, kClasses);
+  if (c == kClasses) return nullptr;
+  return TakeAny(c, got);
 }
 
 void* FreeLists::PopLargest(std::size_t min_size, std::size_t* size) noexcept {
@@ -34,26 +148,14 @@ void* FreeLists::PopLargest(std::size_t min_size, std::size_t* size) noexcept {
   // smallest fitting class instead made servers with growing buffers churn
   // through small regions: 10x slower in the demo's route mix.)
   std::size_t c = kClasses;
-  if (nonempty[1] != 0) {
-    c = 64 + 63 - absl::countl_zero(nonempty[1]);
-  } else if (nonempty[0] != 0) {
-    c = 63 - absl::countl_zero(nonempty[0]);
+  for (std::size_t w = kWords; w-- > 0;) {
+    if (nonempty[w] != 0) {
+      c = w * 64 + 63 - static_cast<std::size_t>(absl::countl_zero(nonempty[w]));
+      break;
+    }
   }
-  if (c < ClassCeil(min_size)) c = kClasses;
-  if (c == kClasses) return nullptr;
-  return TakeHead(c, size);
-}
-
-FreeLists::Node* FreeLists::TakeHead(std::size_t c, std::size_t* size) noexcept {
-  Node* node = heads[c];
-  UnpoisonMemory(node, sizeof(Node));
-  heads[c] = node->next;
-  if (size != nullptr) *size = node->size;
-  if (node->next == nullptr) {
-    nonempty[c / 64] &= ~(std::uint64_t{1} << (c % 64));
-  }
-  PoisonMemory(node, sizeof(Node));
-  return node;
+  if (c == kClasses || c < ClassCeil(min_size)) return nullptr;
+  return TakeAny(c, size);
 }
 
 }  // namespace internal
