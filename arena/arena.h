@@ -258,7 +258,6 @@ class Arena {
   // To its free list once file_frees_, else onto pending_ (the table made
   // now if the bump region has room for it).
   void PushFree(char* chunk, std::size_t size) noexcept;
-  void PushPending(char* chunk, std::size_t size) noexcept;
   void SortPending() noexcept;  // pending_ into free_ (the table made first)
   void DeallocateLocal(void* p, std::size_t bytes,
                        internal::BlockHeader* block) noexcept;

@@ -41,13 +41,8 @@ void Arena::PushFree(char* chunk, std::size_t size) noexcept {
     // Straight to its list (poisons the chunk), where PopQuick finds it.
     free_->Push(chunk, size);
     ++free_chunks_;
-  } else {
-    PushPending(chunk, size);
+    return;
   }
-}
-
-ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Arena::PushPending(
-    char* chunk, std::size_t size) noexcept {
   if (free_ == nullptr &&
       static_cast<std::size_t>(limit_ - cursor_) >= kFreeListsTableSize) {
     // Room for the table now, while the current block may have some: when
@@ -84,13 +79,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Arena::DeallocateLocal(
     cursor_ = chunk;
     PoisonMemory(chunk, size);
   } else if (ABSL_PREDICT_TRUE(current) || block->kind == BlockKind::kSmall) {
-    // PushFree, inline.
-    if (file_frees_) {
-      free_->Push(chunk, size);
-      ++free_chunks_;
-    } else {
-      PushPending(chunk, size);
-    }
+    PushFree(chunk, size);
   } else {
     DeallocateLarge(block);
     return;
