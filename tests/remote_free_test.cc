@@ -8,8 +8,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <random>
+#include <deque>
 #include <memory_resource>
+#include <mutex>
+#include <random>
 #include <set>
 #include <string>
 #include <thread>
@@ -314,6 +316,88 @@ TEST(RemoteFree, ProducerConsumerKeepsContentsAndStaysBounded) {
   EXPECT_LE(max_blocks, 64u);
   a.Allocate(1 << 20);  // drains what is left
   EXPECT_EQ(a.stats().live_bytes, std::size_t{1} << 20);
+}
+
+// A long-lived arena (never Reset) whose objects another thread frees, in
+// allocation order or at random, about 2 MB live (16 B to 2 KiB, one in a
+// hundred up to 130 KiB): the drained chunks are reused, so the arena stays
+// near its live size. Before the size groups and the splitting of larger
+// chunks it grew with the run: 645 blocks (in order) and 2736 (random)
+// after 200,000 allocations, against at most 80 now.
+void RunLongLivedWithConcurrentFreer(bool random_order) {
+  struct Object {
+    char* p;
+    std::size_t n;
+    std::uint64_t seed;
+  };
+  arena::Arena a;
+  std::mutex mu;
+  std::deque<Object> queue;  // guarded by mu
+  std::atomic<std::size_t> live{0};
+  std::atomic<bool> done{false};
+  std::atomic<bool> bad{false};
+  constexpr std::size_t kLive = 2 << 20;
+  std::thread freer([&] {
+    std::mt19937 rng(7);
+    for (;;) {
+      Object o{nullptr, 0, 0};
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        const bool finishing = done.load(std::memory_order_acquire);
+        if (queue.empty()) {
+          if (finishing) return;
+        } else if (finishing || live.load(std::memory_order_relaxed) > kLive) {
+          if (random_order) {
+            const std::size_t i = rng() % queue.size();
+            o = queue[i];
+            queue[i] = queue.back();
+            queue.pop_back();
+          } else {
+            o = queue.front();
+            queue.pop_front();
+          }
+        }
+      }
+      if (o.p == nullptr) {
+        std::this_thread::yield();
+        continue;
+      }
+      if (!arena_test::Check(o.p, std::min<std::size_t>(o.n, 64), o.seed)) bad.store(true);
+      a.Deallocate(o.p, o.n);
+      live.fetch_sub(o.n, std::memory_order_relaxed);
+    }
+  });
+  std::mt19937 rng(1);
+  const int allocations = arena_test::kUnderSanitizer ? 40000 : 200000;
+  std::size_t most_blocks = 0;
+  for (int i = 0; i < allocations; ++i) {
+    const std::size_t n =
+        rng() % 100 == 0 ? 2048 + rng() % (130 << 10) : 16 + rng() % 2033;
+    char* p = static_cast<char*>(a.Allocate(n));
+    arena_test::Fill(p, std::min<std::size_t>(n, 64), i);
+    live.fetch_add(n, std::memory_order_relaxed);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      queue.push_back({p, n, static_cast<std::uint64_t>(i)});
+    }
+    while (live.load(std::memory_order_relaxed) > kLive + (1 << 20)) {
+      std::this_thread::yield();
+    }
+    if (i % 1000 == 0) most_blocks = std::max(most_blocks, a.stats().blocks);
+  }
+  done.store(true, std::memory_order_release);
+  freer.join();
+  EXPECT_FALSE(bad.load());
+  // 2 to 3 MB live: 32 to 48 blocks of 64 KiB.
+  EXPECT_LE(most_blocks, 160u) << (random_order ? "random order" : "in order");
+}
+
+TEST(RemoteFree, LongLivedArenaWithAConcurrentFreerInOrderStaysNearItsLiveSize) {
+  RunLongLivedWithConcurrentFreer(/*random_order=*/false);
+}
+
+TEST(RemoteFree, LongLivedArenaWithAConcurrentFreerAtRandomStaysNearItsLiveSize) {
+  RunLongLivedWithConcurrentFreer(/*random_order=*/true);
 }
 
 // Before a new block the slow path bumps through the largest free chunk.
