@@ -96,6 +96,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void* Arena::PopQuick(
   char* p = static_cast<char*>(free_->PopQuick(size, &got));
   if (p == nullptr) return nullptr;
   --free_chunks_;
+  ++reuse_pops_;
   if (got != size) FileChunk(p + size, got - size);  // as PopFree
   owner_token_ = internal::ThreadToken();  // as ClaimOwnership (same id)
   AdoptRetained();
@@ -211,6 +212,11 @@ void* Arena::BumpCurrent(std::size_t size, std::size_t alignment) noexcept {
   if (cursor_ == nullptr) return nullptr;
   char* p = AlignUp(cursor_, alignment);
   if (p <= limit_ && size <= static_cast<std::size_t>(limit_ - p)) {
+    // An arena that files its frees files the alignment gap too (a
+    // long-lived one would otherwise lose it for good).
+    if (file_frees_ && p != cursor_) {
+      FileChunk(cursor_, static_cast<std::size_t>(p - cursor_));
+    }
     cursor_ = p + size;
     return p;
   }
@@ -218,8 +224,18 @@ void* Arena::BumpCurrent(std::size_t size, std::size_t alignment) noexcept {
 }
 
 void* Arena::BumpNewBlock(std::size_t size, std::size_t alignment) noexcept {
+  char* const old_cursor = cursor_;
+  char* const old_limit = limit_;
   BlockHeader* block = NextBlock();
   if (block == nullptr) return nullptr;
+  // An arena that files its frees keeps what the old region had left
+  // (cursors and region ends are multiples of 16), unless the new block is
+  // the old region's own (the unused kept block, which NextBlock reuses).
+  if (file_frees_ && old_cursor != old_limit &&
+      (reinterpret_cast<std::uintptr_t>(old_cursor) & block_mask_) !=
+          reinterpret_cast<std::uintptr_t>(block)) {
+    FileChunk(old_cursor, static_cast<std::size_t>(old_limit - old_cursor));
+  }
   block->next.store(blocks_, std::memory_order_relaxed);
   blocks_ = block;
   char* start = reinterpret_cast<char*>(block) + kBlockHeaderSize;
@@ -227,6 +243,9 @@ void* Arena::BumpNewBlock(std::size_t size, std::size_t alignment) noexcept {
   PoisonMemory(start, limit_ - start);
   // Fits: size <= block_size / 2 and alignment <= block_size / 2.
   char* p = AlignUp(start, alignment);
+  if (file_frees_ && p != start) {
+    FileChunk(start, static_cast<std::size_t>(p - start));
+  }
   cursor_ = p + size;
   ARENA_DCHECK(cursor_ <= limit_, "BumpNewBlock: chunk larger than a block");
   return p;
@@ -346,6 +365,15 @@ void* Arena::AllocateLarge(std::size_t bytes, std::size_t alignment) noexcept {
 void* Arena::PopFree(std::size_t size, std::size_t alignment) noexcept {
   if (pending_ != nullptr) SortPending();
   if (free_chunks_ == 0) return nullptr;  // (also: no table, SortPending)
+  if (alignment > kGrain) {
+    // A freed chunk of this size that happens to be aligned (the twin of
+    // this request, freed) first.
+    if (void* twin = free_->PopAligned(size, alignment)) {
+      --free_chunks_;
+      ++reuse_pops_;
+      return twin;
+    }
+  }
   // An aligned request takes a chunk with room to align inside it (chunks
   // start 16-aligned, so at most alignment - 16 bytes go before it).
   std::size_t got = 0;
@@ -355,6 +383,7 @@ void* Arena::PopFree(std::size_t size, std::size_t alignment) noexcept {
       free_->Pop(size + (alignment - kGrain), &got, Splits()));
   if (chunk == nullptr) return nullptr;
   --free_chunks_;
+  ++reuse_pops_;
   char* p = AlignUp(chunk, alignment);
   const auto front = static_cast<std::size_t>(p - chunk);
   // What the request does not use goes back, or it would be lost until

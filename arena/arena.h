@@ -248,12 +248,12 @@ class Arena {
   void* PopFree(std::size_t size, std::size_t alignment) noexcept;
   void FileChunk(char* chunk, std::size_t size) noexcept;  // REQUIRES: free_
   // A long-lived arena, reusing what it frees: filing its frees, and past
-  // kSplitAfterSlowPaths slow paths since construction or Reset (a
-  // request's arena takes a few; one with individual frees, one per reused
-  // chunk). It then reuses before it grows (see PopFree, AllocateSlowPath).
-  static constexpr std::uint64_t kSplitAfterSlowPaths = 1024;
+  // kSplitAfterPops reuses of freed chunks since construction or Reset (a
+  // request's arena makes a few). It then reuses before it grows (see
+  // PopFree, AllocateSlowPath).
+  static constexpr std::uint64_t kSplitAfterPops = 1024;
   bool Splits() const noexcept {
-    return file_frees_ && slow_allocations_ - slow_at_reset_ >= kSplitAfterSlowPaths;
+    return file_frees_ && reuse_pops_ >= kSplitAfterPops;
   }
   // To its free list once file_frees_, else onto pending_ (the table made
   // now if the bump region has room for it).
@@ -366,6 +366,7 @@ class Arena {
   internal::FreeLists* free_ = nullptr;  // in the arena's own memory
   std::size_t free_chunks_ = 0;    // chunks in free_
   bool file_frees_ = false;        // implies free_ != nullptr, no pending_
+  std::uint64_t reuse_pops_ = 0;   // freed chunks reused since Reset
   // Credit for "drains yield runs" (see AllocateSlow and arena_remote.cc).
   static constexpr unsigned char kRecycleCredit = 4;
   static constexpr std::size_t kMaxChunksWhileRecycling = 256;

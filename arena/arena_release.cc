@@ -211,6 +211,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Arena::ReleaseAll(bool keep_one) noexce
   free_chunks_ = 0;
   pending_ = nullptr;
   file_frees_ = false;
+  reuse_pops_ = 0;
   recycle_runs_ = 0;
   PublishTo(local);
 }

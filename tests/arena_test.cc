@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <memory_resource>
 #include <random>
@@ -370,17 +371,17 @@ TEST(FreeLists, SpanningClassesServeTheSmallestSizeThatFits) {
   alignas(16) static FreeLists lists;
   lists.Clear();
   ASSERT_EQ(FreeLists::ClassFloor(1040), FreeLists::ClassFloor(1072));
-  ASSERT_NE(FreeLists::ClassFloor(1072), FreeLists::ClassFloor(1104));
+  ASSERT_NE(FreeLists::ClassFloor(1072), FreeLists::ClassFloor(1296));
   char* a = buffer;          // 1040
   char* b = buffer + 1040;   // 1056
   char* c = buffer + 2096;   // 1072
   char* d = buffer + 3168;   // 1056
-  char* e = buffer + 4224;   // 1104, the class above
+  char* e = buffer + 4224;   // 1296, the class above
   lists.Push(a, 1040);
   lists.Push(b, 1056);
   lists.Push(c, 1072);
   lists.Push(d, 1056);
-  lists.Push(e, 1104);
+  lists.Push(e, 1296);
   std::size_t got = 0;
   EXPECT_EQ(lists.Pop(1050, &got, false), d);
   EXPECT_EQ(got, 1056u);
@@ -389,7 +390,7 @@ TEST(FreeLists, SpanningClassesServeTheSmallestSizeThatFits) {
   EXPECT_EQ(lists.Pop(1050, &got, false), c);
   EXPECT_EQ(got, 1072u);
   EXPECT_EQ(lists.Pop(1050, &got, false), e);
-  EXPECT_EQ(got, 1104u);
+  EXPECT_EQ(got, 1296u);
   EXPECT_EQ(lists.Pop(1050, &got, false), nullptr);
   EXPECT_EQ(lists.Pop(1024, &got, false), a);  // from the class above 1024's
   EXPECT_EQ(got, 1040u);
@@ -439,6 +440,59 @@ TEST(Arena, PoppedChunksGiveBackWhatTheRequestDoesNotUse) {
   // Each freed chunk serves a 32-byte request aligned to 32 (before: none).
   EXPECT_GE(count(32, 32), freed_again + 1);
   EXPECT_EQ(a.stats().blocks, 1u);
+}
+
+// Regression (cold review): a long-lived arena whose objects are aligned
+// past 16 and replaced one at a time reuses the freed twins. Before, each
+// such request took alignment bytes of new memory for good: 13,334 blocks
+// after 200,000 replacements at alignment 4096 with 512 bytes live.
+TEST(Arena, AlignedObjectsReplacedOneAtATimeReuseTheirTwins) {
+  for (const std::size_t alignment : {64, 256, 4096}) {
+    arena::Arena a;
+    std::deque<void*> live;
+    for (int i = 0; i < 20000; ++i) {
+      void* p = a.Allocate(64, alignment);
+      ASSERT_EQ(reinterpret_cast<std::uintptr_t>(p) % alignment, 0u);
+      live.push_back(p);
+      if (live.size() > 8) {
+        a.Deallocate(live.front(), 64);
+        live.pop_front();
+      }
+    }
+    EXPECT_LE(a.stats().blocks, 2u) << "alignment " << alignment;
+  }
+}
+
+// A chunk of exactly the size that starts aligned is found in its exact
+// class and in its spanning class's size group, wherever it lies.
+TEST(FreeLists, AlignedTwinsAreFoundInTheirClassAndGroup) {
+  using arena::internal::FreeLists;
+  alignas(4096) static char buffer[6 * 4096];
+  alignas(16) static FreeLists lists;
+  lists.Clear();
+  lists.Push(buffer + 16, 64);
+  lists.Push(buffer + 4096, 64);  // aligned, second in its list
+  lists.Push(buffer + 128, 64);
+  EXPECT_EQ(lists.PopAligned(64, 4096), buffer + 4096);
+  EXPECT_EQ(lists.PopAligned(64, 4096), nullptr);
+  EXPECT_EQ(lists.PopAligned(64, 128), buffer + 128);
+  // Spanning: 1056-byte chunks, the aligned one as a group's head and as a
+  // later member.
+  lists.Push(buffer + 2 * 4096, 1056);      // aligned: the group's head
+  lists.Push(buffer + 2 * 4096 + 2048, 1056);
+  lists.Push(buffer + 3 * 4096 + 1024, 1040);  // another group, first
+  EXPECT_EQ(lists.PopAligned(1056, 4096), buffer + 2 * 4096);
+  std::size_t got = 0;
+  EXPECT_EQ(lists.Pop(1050, &got, false), buffer + 2 * 4096 + 2048);
+  lists.Push(buffer + 4 * 4096 + 16, 1056);
+  lists.Push(buffer + 5 * 4096, 1056);      // aligned, second in the group
+  EXPECT_EQ(lists.PopAligned(1056, 4096), buffer + 5 * 4096);
+  EXPECT_EQ(lists.PopAligned(1056, 4096), nullptr);
+  EXPECT_EQ(lists.Pop(1056, &got, false), buffer + 4 * 4096 + 16);
+  EXPECT_EQ(lists.Pop(1040, &got, false), buffer + 3 * 4096 + 1024);
+  EXPECT_EQ(lists.Pop(16, &got, true), buffer + 16);
+  EXPECT_EQ(lists.Pop(16, &got, true), nullptr);
+  arena::internal::UnpoisonMemory(buffer, sizeof(buffer));
 }
 
 // FreeLists::PopQuick (the inline pop of Arena::PopQuick) takes the chunk

@@ -8,8 +8,8 @@ namespace internal {
 std::size_t FreeLists::ClassCeil(std::size_t size) {
   if (size <= 1024) return size / 16 - 1;
   const int e = 63 - absl::countl_zero(static_cast<std::uint64_t>(size));
-  std::size_t index = kExactClasses + (e - 10) * 16 + ((size >> (e - 4)) & 15);
-  if ((size & ((std::size_t{1} << (e - 4)) - 1)) != 0) ++index;
+  std::size_t index = kExactClasses + (e - 10) * 4 + ((size >> (e - 2)) & 3);
+  if ((size & ((std::size_t{1} << (e - 2)) - 1)) != 0) ++index;
   return index;
 }
 
@@ -134,13 +134,100 @@ void* FreeLists::Pop(std::size_t size, std::size_t* got,
     if (Node* node = TakeSmallest(own, size, got)) return node;
   }
   // The lowest nonempty class from the ceiling: up to about twice `size`
-  // (the class and the next three below 1 KiB, one power of two above),
-  // else, with any_larger, any class above.
-  const std::size_t near_end = first + (first < kExactClasses ? 4 : 16);
+  // (the class and the next three: 48 bytes more below 1 KiB, one power of
+  // two above), else, with any_larger, any class above.
+  const std::size_t near_end = first + 4;
   std::size_t c = LowestNonempty(first, near_end);
   if (c == kClasses && any_larger) c = LowestNonempty(near_end, kClasses);
   if (c == kClasses) return nullptr;
   return TakeAny(c, got);
+}
+
+void* FreeLists::PopAligned(std::size_t size, std::size_t alignment) noexcept {
+  const std::size_t c = ClassFloor(size);
+  if (!Nonempty(c)) return nullptr;
+  auto aligned = [alignment](const Node* node) {
+    return (reinterpret_cast<std::uintptr_t>(node) & (alignment - 1)) == 0;
+  };
+  if (c < kExactClasses) {
+    Node* prev = nullptr;
+    Node* node = heads[c];
+    for (int i = 0; i < kAlignedScan && node != nullptr; ++i) {
+      UnpoisonMemory(node, kExactNodeBytes);
+      Node* next = node->next;
+      PoisonMemory(node, kExactNodeBytes);
+      if (aligned(node)) {
+        if (prev == nullptr) {
+          heads[c] = next;
+          if (next == nullptr) nonempty[c / 64] &= ~(std::uint64_t{1} << (c % 64));
+        } else {
+          UnpoisonMemory(prev, kExactNodeBytes);
+          prev->next = next;
+          PoisonMemory(prev, kExactNodeBytes);
+        }
+        return node;
+      }
+      prev = node;
+      node = next;
+    }
+    return nullptr;
+  }
+  // The group of this size, then its chunks.
+  Node* prev_group = nullptr;
+  Node* group = heads[c];
+  for (int i = 0; i < kGroupScan && group != nullptr; ++i) {
+    UnpoisonMemory(group, sizeof(Node));
+    const std::size_t group_size = group->size;
+    Node* next_group = group->next_group;
+    PoisonMemory(group, sizeof(Node));
+    if (group_size == size) break;
+    prev_group = group;
+    group = next_group;
+  }
+  if (group == nullptr) return nullptr;
+  UnpoisonMemory(group, sizeof(Node));
+  if (group->size != size) {  // the walk ended on the scan bound
+    PoisonMemory(group, sizeof(Node));
+    return nullptr;
+  }
+  if (aligned(group)) {
+    Node* second = group->next;
+    if (second == nullptr) {
+      PoisonMemory(group, sizeof(Node));
+      std::size_t got = 0;
+      return TakeFromGroup(c, prev_group, group, &got);  // the group goes
+    }
+    // The second chunk heads the group now.
+    UnpoisonMemory(second, sizeof(Node));
+    second->next_group = group->next_group;
+    PoisonMemory(second, sizeof(Node));
+    PoisonMemory(group, sizeof(Node));
+    if (prev_group == nullptr) {
+      heads[c] = second;
+    } else {
+      UnpoisonMemory(prev_group, sizeof(Node));
+      prev_group->next_group = second;
+      PoisonMemory(prev_group, sizeof(Node));
+    }
+    return group;
+  }
+  Node* prev = group;
+  Node* node = group->next;
+  PoisonMemory(group, sizeof(Node));
+  for (int i = 0; i < kAlignedScan && node != nullptr; ++i) {
+    UnpoisonMemory(node, sizeof(Node));
+    Node* next = node->next;
+    PoisonMemory(node, sizeof(Node));
+    if (aligned(node)) {
+      UnpoisonMemory(prev, sizeof(Node));
+      prev->next = next;
+      PoisonMemory(prev, sizeof(Node));
+      return node;
+    }
+    prev = node;
+    node = next;
+  }
+  return nullptr;
 }
 
 void* FreeLists::PopLargest(std::size_t min_size, std::size_t* size) noexcept {

@@ -1,9 +1,10 @@
 // FreeLists: one arena's size-class lists of chunks freed on its owner.
 //
 // Chunk sizes are multiples of 16. Classes 0..63 are 16, 32, ..., 1024, one
-// size each ("exact"); from 64 on each power of two from 1024 has sixteen
-// classes with bounds (16 + sub) << (e - 4) ("spanning": a class holds
-// chunks of up to span / 16 sizes). A freed chunk goes to the class of the
+// size each ("exact"); from 64 on each power of two from 1024 has four
+// classes with bounds (4 + sub) << (e - 2) ("spanning": a class holds
+// chunks of up to span / 16 sizes). 128 classes: the table (1040 bytes)
+// fits in what is left of most blocks, so a capped arena can make it. A freed chunk goes to the class of the
 // largest bound <= its size (ClassFloor). A request takes, in order: in its
 // own spanning class, the smallest chunk that holds it; then a chunk of the
 // lowest nonempty class from the class of the smallest bound >= its size
@@ -39,14 +40,14 @@ namespace arena {
 namespace internal {
 
 struct FreeLists {
-  // Exact classes, then 16 per power of two from 2^10 to 2^25 (chunks lie
+  // Exact classes, then 4 per power of two from 2^10 to 2^25 (chunks lie
   // in blocks of at most 64 MiB).
   static constexpr std::size_t kExactClasses = 64;  // 16 to 1024 B
-  static constexpr std::size_t kClasses = kExactClasses + 16 * 16;
+  static constexpr std::size_t kClasses = kExactClasses + 16 * 4;
   static constexpr std::size_t kWords = kClasses / 64;
-  // Most groups a spanning class's push or pop walks (at most 64 sizes per
-  // class below 32 KiB, the default large_threshold). Past it a push starts
-  // a new group (a size may then have two) and a pop looks no further.
+  // Most groups a spanning class's push or pop walks (every size of the
+  // classes below 8 KiB). Past it a push starts a new group (a size may
+  // then have two) and a pop looks no further.
   static constexpr int kGroupScan = 64;
 
   // In the free chunk itself. Chunks of exact classes (>= 16 B) use the
@@ -61,7 +62,7 @@ struct FreeLists {
   static std::size_t ClassFloor(std::size_t size) {
     if (size <= 1024) return size / 16 - 1;
     const int e = 63 - __builtin_clzll(size);
-    return kExactClasses + (e - 10) * 16 + ((size >> (e - 4)) & 15);
+    return kExactClasses + (e - 10) * 4 + ((size >> (e - 2)) & 3);
   }
   static std::size_t ClassCeil(std::size_t size);
 
@@ -98,6 +99,13 @@ struct FreeLists {
   // exact size in *got; or nullptr. The chunk comes back poisoned (ASan);
   // the caller unpoisons what it hands out and files what it does not use.
   void* Pop(std::size_t size, std::size_t* got, bool any_larger) noexcept;
+
+  // A chunk of exactly `size` bytes that starts at a multiple of
+  // `alignment` (a request aligned past 16 whose earlier twin was freed:
+  // without it such a request always took alignment - 16 bytes more), among
+  // the first kAlignedScan of its size; or nullptr. Poisoned as Pop's.
+  void* PopAligned(std::size_t size, std::size_t alignment) noexcept;
+  static constexpr int kAlignedScan = 8;
 
   // Pop for a chunk size of at most kQuickMaxSize, inline: the class and the
   // next three then lie among the exact classes, in the first bitmap word,
