@@ -442,6 +442,26 @@ TEST(Arena, PoppedChunksGiveBackWhatTheRequestDoesNotUse) {
   EXPECT_EQ(a.stats().blocks, 1u);
 }
 
+// Regression (cold review of this change): a capped arena makes its
+// free-list table from what its one block has left at the first free (a
+// table of 2608 bytes did not fit in 1968, and no freed chunk was reused).
+TEST(Arena, CappedArenaReusesItsFreesWithLittleRoomLeft) {
+  const std::size_t block = arena::CurrentConfig().block_size;
+  arena::ArenaOptions options;
+  options.max_bytes = block;
+  arena::Arena a(options);
+  std::vector<void*> chunks;
+  // 1008-byte chunks until less than 2 KiB of the block is left.
+  while ((chunks.size() + 1) * 1008 + 64 + 2048 <= block) {
+    chunks.push_back(a.Allocate(1008));
+  }
+  for (std::size_t i = 0; i + 1 < chunks.size(); ++i) a.Deallocate(chunks[i], 1008);
+  for (std::size_t i = 0; i + 1 < chunks.size(); ++i) {
+    ASSERT_NE(a.TryAllocate(1008), nullptr) << "after " << i << " reused";
+  }
+  EXPECT_EQ(a.stats().blocks, 1u);
+}
+
 // Regression (cold review): a long-lived arena whose objects are aligned
 // past 16 and replaced one at a time reuses the freed twins. Before, each
 // such request took alignment bytes of new memory for good: 13,334 blocks
