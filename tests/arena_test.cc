@@ -452,7 +452,7 @@ TEST(Arena, CappedArenaReusesItsFreesWithLittleRoomLeft) {
   arena::Arena a(options);
   std::vector<void*> chunks;
   // 1008-byte chunks until less than 2 KiB of the block is left.
-  while ((chunks.size() + 1) * 1008 + 64 + 2048 <= block) {
+  while ((chunks.size() + 1) * 1008 + 64 + 1100 <= block) {
     chunks.push_back(a.Allocate(1008));
   }
   for (std::size_t i = 0; i + 1 < chunks.size(); ++i) a.Deallocate(chunks[i], 1008);
