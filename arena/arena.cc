@@ -84,8 +84,10 @@ void Arena::ClaimOwnership() noexcept {
 // pop; a free list leaves it poisoned, this unpoisons `bytes`.
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void* Arena::PopQuick(
     std::size_t bytes, std::size_t alignment) noexcept {
-  if (!(alignment <= kGrain && ((kFastAlignments >> alignment) & 1) != 0 &&
-        bytes - 1 < FreeLists::kQuickMaxSize && file_frees_ &&
+  // file_frees_ first: a request's arena (not filing) leaves at once.
+  if (!(file_frees_ && alignment <= kGrain &&
+        ((kFastAlignments >> alignment) & 1) != 0 &&
+        bytes - 1 < FreeLists::kQuickMaxSize &&
         owner_id_ == internal::ThreadIdIfAssigned() &&
         (recycle_runs_ == 0 || free_chunks_ >= kMaxChunksWhileRecycling))) {
     return nullptr;
@@ -224,18 +226,9 @@ void* Arena::BumpCurrent(std::size_t size, std::size_t alignment) noexcept {
 }
 
 void* Arena::BumpNewBlock(std::size_t size, std::size_t alignment) noexcept {
-  char* const old_cursor = cursor_;
-  char* const old_limit = limit_;
-  BlockHeader* block = NextBlock();
+  BlockHeader* block = NextBlock();  // leaves the old region as it was
   if (block == nullptr) return nullptr;
-  // An arena that files its frees keeps what the old region had left
-  // (cursors and region ends are multiples of 16), unless the new block is
-  // the old region's own (the unused kept block, which NextBlock reuses).
-  if (file_frees_ && old_cursor != old_limit &&
-      (reinterpret_cast<std::uintptr_t>(old_cursor) & block_mask_) !=
-          reinterpret_cast<std::uintptr_t>(block)) {
-    FileChunk(old_cursor, static_cast<std::size_t>(old_limit - old_cursor));
-  }
+  if (ABSL_PREDICT_FALSE(file_frees_)) FileRegionRest(block);
   block->next.store(blocks_, std::memory_order_relaxed);
   blocks_ = block;
   char* start = reinterpret_cast<char*>(block) + kBlockHeaderSize;
@@ -243,8 +236,8 @@ void* Arena::BumpNewBlock(std::size_t size, std::size_t alignment) noexcept {
   PoisonMemory(start, limit_ - start);
   // Fits: size <= block_size / 2 and alignment <= block_size / 2.
   char* p = AlignUp(start, alignment);
-  if (file_frees_ && p != start) {
-    FileChunk(start, static_cast<std::size_t>(p - start));
+  if (ABSL_PREDICT_FALSE(file_frees_) && p != start) {
+    FileChunk(start, static_cast<std::size_t>(p - start));  // the gap
   }
   cursor_ = p + size;
   ARENA_DCHECK(cursor_ <= limit_, "BumpNewBlock: chunk larger than a block");
@@ -393,6 +386,18 @@ void* Arena::PopFree(std::size_t size, std::size_t alignment) noexcept {
   if (front != 0) FileChunk(chunk, front);
   if (got - front != size) FileChunk(p + size, got - front - size);
   return p;
+}
+
+void Arena::FileRegionRest(const BlockHeader* next) noexcept {
+  // An arena that files its frees keeps what the old region had left
+  // (cursors and region ends are multiples of 16), unless `next`, the block
+  // about to be current, is the old region's own (the unused kept block,
+  // which NextBlock reuses).
+  if (cursor_ != limit_ &&
+      (reinterpret_cast<std::uintptr_t>(cursor_) & block_mask_) !=
+          reinterpret_cast<std::uintptr_t>(next)) {
+    FileChunk(cursor_, static_cast<std::size_t>(limit_ - cursor_));
+  }
 }
 
 void Arena::FileChunk(char* chunk, std::size_t size) noexcept {

@@ -246,7 +246,11 @@ class Arena {
   // A freed chunk holding `size` bytes at `alignment`; what it has beyond
   // them (the gap before an aligned start, the tail) goes back to the lists.
   void* PopFree(std::size_t size, std::size_t alignment) noexcept;
-  void FileChunk(char* chunk, std::size_t size) noexcept;  // REQUIRES: free_
+  ABSL_ATTRIBUTE_NOINLINE void FileChunk(char* chunk,
+                                         std::size_t size) noexcept;  // REQUIRES: free_
+  // Before `next` becomes current: the old region's rest to the free lists.
+  ABSL_ATTRIBUTE_NOINLINE void FileRegionRest(
+      const internal::BlockHeader* next) noexcept;
   // A long-lived arena, reusing what it frees: filing its frees, and past
   // kSplitAfterPops reuses of freed chunks since construction or Reset (a
   // request's arena makes a few). It then reuses before it grows (see
@@ -258,6 +262,10 @@ class Arena {
   // To its free list once file_frees_, else onto pending_ (the table made
   // now if the bump region has room for it).
   void PushFree(char* chunk, std::size_t size) noexcept;
+  void PushPending(char* chunk, std::size_t size) noexcept;  // the else
+  // A local free while filing: to its list, then DeallocateLocal's publish.
+  ABSL_ATTRIBUTE_NOINLINE void FileLocalFree(char* chunk,
+                                             std::size_t size) noexcept;
   void SortPending() noexcept;  // pending_ into free_ (the table made first)
   void DeallocateLocal(void* p, std::size_t bytes,
                        internal::BlockHeader* block) noexcept;

@@ -41,8 +41,13 @@ void Arena::PushFree(char* chunk, std::size_t size) noexcept {
     // Straight to its list (poisons the chunk), where PopQuick finds it.
     free_->Push(chunk, size);
     ++free_chunks_;
-    return;
+  } else {
+    PushPending(chunk, size);
   }
+}
+
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Arena::PushPending(
+    char* chunk, std::size_t size) noexcept {
   if (free_ == nullptr &&
       static_cast<std::size_t>(limit_ - cursor_) >= kFreeListsTableSize) {
     // Room for the table now, while the current block may have some: when
@@ -63,6 +68,14 @@ void Arena::PushFree(char* chunk, std::size_t size) noexcept {
   PoisonMemory(chunk, size);
 }
 
+void Arena::FileLocalFree(char* chunk, std::size_t size) noexcept {
+  free_->Push(chunk, size);  // poisons the chunk
+  ++free_chunks_;
+  if (ABSL_PREDICT_FALSE(published_live_ > live_bytes_ + kPublishSlack)) {
+    Publish();  // as DeallocateLocal
+  }
+}
+
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Arena::DeallocateLocal(
     void* p, std::size_t bytes, BlockHeader* block) noexcept {
   if (live_bytes_ > peak_live_) peak_live_ = live_bytes_;
@@ -79,7 +92,13 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Arena::DeallocateLocal(
     cursor_ = chunk;
     PoisonMemory(chunk, size);
   } else if (ABSL_PREDICT_TRUE(current) || block->kind == BlockKind::kSmall) {
-    PushFree(chunk, size);
+    if (file_frees_) {
+      // Out of line (a tail call), so that this path stays a leaf without
+      // a frame for a request's arena, which does not file.
+      FileLocalFree(chunk, size);
+      return;
+    }
+    PushPending(chunk, size);
   } else {
     DeallocateLarge(block);
     return;
