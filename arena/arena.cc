@@ -171,7 +171,7 @@ void* Arena::AllocateSlowPath(std::size_t bytes, std::size_t alignment) noexcept
     if (p == nullptr && recycle_runs_ != 0 &&
         free_chunks_ < kMaxChunksWhileRecycling) {
       if (drain(size)) p = BumpCurrent(size, alignment);
-      if (p == nullptr && reuse) p = BumpLargestFree(size);
+      if (p == nullptr && reuse) p = BumpLargestFree(size, alignment);
     }
     if (p == nullptr && HasFreeChunks()) p = PopFree(size, alignment);
     if (p == nullptr && drain(size)) {
@@ -183,16 +183,18 @@ void* Arena::AllocateSlowPath(std::size_t bytes, std::size_t alignment) noexcept
     }
     // The largest free chunk, if it can hold this one and a few more (a
     // run waiting whole, a region's rest), before the arena grows.
-    if (p == nullptr && reuse) p = BumpLargestFree(size);
+    if (p == nullptr) p = BumpLargestFree(size, alignment);
     if (p == nullptr) {
       p = BumpNewBlock(size, alignment);
       // A long-lived arena takes new memory only when no freed chunk holds
-      // the request (PopFree splits any larger one): it files the new
-      // block's rest too, rather than bumping every following request
-      // through it while its freed chunks wait (which made a long-lived
-      // arena with individual frees grow by a block at each miss, without
-      // bound). A request's arena bumps through it, as ever.
-      if (p != nullptr && Splits() &&
+      // the request (PopFree splits any larger one). When that happens
+      // while its lists hold many chunks (fragmentation: none of them is
+      // large enough), it files the new block's rest too, rather than
+      // bumping every following request through it while they wait (with
+      // requests to 16 KiB the arena grew 3.6x faster). With few chunks
+      // waiting (an arena that freed a list and allocates on), the rest
+      // stays the bump region and the fast path serves what follows.
+      if (p != nullptr && Splits() && free_chunks_ >= kFileRestAfterChunks &&
           limit_ - cursor_ >= static_cast<std::ptrdiff_t>(kGrain)) {
         FileChunk(cursor_, static_cast<std::size_t>(limit_ - cursor_));
         cursor_ = limit_;

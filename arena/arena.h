@@ -236,8 +236,9 @@ class Arena {
   void* BumpCurrent(std::size_t size, std::size_t alignment) noexcept;
   void* BumpNewBlock(std::size_t size, std::size_t alignment) noexcept;
   // The largest free chunk becomes the bump region if it holds at least
-  // max(size, kMinBumpRun) bytes; then bumps `size` from it (alignment 16).
-  void* BumpLargestFree(std::size_t size) noexcept;
+  // max(size + alignment - 16, kMinBumpRun) bytes; then bumps `size` from
+  // it at `alignment`.
+  void* BumpLargestFree(std::size_t size, std::size_t alignment) noexcept;
   void* AllocateLarge(std::size_t bytes, std::size_t alignment) noexcept;
   internal::BlockHeader* NextBlock() noexcept;
   bool HasFreeChunks() const noexcept {
@@ -256,6 +257,7 @@ class Arena {
   // request's arena makes a few). It then reuses before it grows (see
   // PopFree, AllocateSlowPath).
   static constexpr std::uint64_t kSplitAfterPops = 1024;
+  static constexpr std::size_t kFileRestAfterChunks = 64;  // see AllocateSlowPath
   bool Splits() const noexcept {
     return file_frees_ && reuse_pops_ >= kSplitAfterPops;
   }

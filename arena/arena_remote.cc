@@ -291,16 +291,19 @@ void Arena::MakeRegion(char* lo, char* hi) noexcept {
   }
 }
 
-void* Arena::BumpLargestFree(std::size_t size) noexcept {
+void* Arena::BumpLargestFree(std::size_t size, std::size_t alignment) noexcept {
   if (pending_ != nullptr) SortPending();
   if (free_chunks_ == 0) return nullptr;
   std::size_t length = 0;
+  // Room to align inside it: chunks start 16-aligned (a capped arena with
+  // free memory refused aligned requests before).
+  const std::size_t need = size + (alignment - kGrain);
   char* run = static_cast<char*>(
-      free_->PopLargest(std::max(size, kMinBumpRun), &length));
+      free_->PopLargest(std::max(need, kMinBumpRun), &length));
   if (run == nullptr) return nullptr;
   --free_chunks_;
   MakeRegion(run, run + length);
-  return BumpCurrent(size, kGrain);  // fits: length >= size
+  return BumpCurrent(size, alignment);  // fits: length >= need
 }
 
 }  // namespace arena
