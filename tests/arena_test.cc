@@ -644,7 +644,9 @@ TEST(Arena, LongLivedArenaWithIndividualFreesReusesChunksExactly) {
       }
     }
     for (Slot& slot : slots) {
-      if (slot.p != nullptr) EXPECT_TRUE(arena_test::Check(slot.p, slot.n, slot.seed));
+      if (slot.p != nullptr) {
+        EXPECT_TRUE(arena_test::Check(slot.p, slot.n, slot.seed));
+      }
     }
     arena.Reset();
     live = 0;
@@ -653,7 +655,6 @@ TEST(Arena, LongLivedArenaWithIndividualFreesReusesChunksExactly) {
   // About 2 MB live (2000 objects of 1 KiB on average): 32 blocks of
   // 64 KiB; reuse keeps the arena within three times that.
   EXPECT_LE(most_blocks, 96u);
-  printf("most blocks %zu\n", most_blocks);
 }
 
 #ifndef NDEBUG
