@@ -38,9 +38,7 @@ void Arena::InitFreeLists(char* table) noexcept {
 
 void Arena::PushFree(char* chunk, std::size_t size) noexcept {
   if (file_frees_) {
-    // Straight to its list (poisons the chunk), where PopQuick finds it.
-    free_->Push(chunk, size);
-    ++free_chunks_;
+    FileChunk(chunk, size);  // straight to its list, where PopQuick finds it
   } else {
     PushPending(chunk, size);
   }

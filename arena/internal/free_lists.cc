@@ -96,32 +96,39 @@ FreeLists::Node* FreeLists::TakeAny(std::size_t c, std::size_t* got) noexcept {
   return TakeSmallest(c, 0, got);
 }
 
-FreeLists::Node* FreeLists::TakeSmallest(std::size_t c, std::size_t size,
-                                         std::size_t* got) noexcept {
+FreeLists::Node* FreeLists::FindGroup(std::size_t c, std::size_t size,
+                                      Node** prev_group,
+                                      std::size_t* group_size) noexcept {
   // The smallest group of at least `size` bytes among the first kGroupScan
-  // (the exact size ends the walk): what is left of larger chunks then
-  // serves larger requests later.
+  // (the exact size ends the walk).
   Node* best = nullptr;
-  Node* best_prev = nullptr;
-  std::size_t best_size = 0;
   Node* prev = nullptr;
   Node* group = heads[c];
   for (int i = 0; i < kGroupScan && group != nullptr; ++i) {
     UnpoisonMemory(group, sizeof(Node));
-    const std::size_t group_size = group->size;
+    const std::size_t this_size = group->size;
     Node* next_group = group->next_group;
     PoisonMemory(group, sizeof(Node));
-    if (group_size >= size && (best == nullptr || group_size < best_size)) {
+    if (this_size >= size && (best == nullptr || this_size < *group_size)) {
       best = group;
-      best_prev = prev;
-      best_size = group_size;
-      if (group_size == size) break;
+      *prev_group = prev;
+      *group_size = this_size;
+      if (this_size == size) break;
     }
     prev = group;
     group = next_group;
   }
-  if (best == nullptr) return nullptr;
-  return TakeFromGroup(c, best_prev, best, got);
+  return best;
+}
+
+FreeLists::Node* FreeLists::TakeSmallest(std::size_t c, std::size_t size,
+                                         std::size_t* got) noexcept {
+  // What is left of larger chunks then serves larger requests later.
+  Node* prev_group = nullptr;
+  std::size_t group_size = 0;
+  Node* group = FindGroup(c, size, &prev_group, &group_size);
+  if (group == nullptr) return nullptr;
+  return TakeFromGroup(c, prev_group, group, got);
 }
 
 void* FreeLists::Pop(std::size_t size, std::size_t* got,
@@ -174,22 +181,10 @@ void* FreeLists::PopAligned(std::size_t size, std::size_t alignment) noexcept {
   }
   // The group of this size, then its chunks.
   Node* prev_group = nullptr;
-  Node* group = heads[c];
-  for (int i = 0; i < kGroupScan && group != nullptr; ++i) {
-    UnpoisonMemory(group, sizeof(Node));
-    const std::size_t group_size = group->size;
-    Node* next_group = group->next_group;
-    PoisonMemory(group, sizeof(Node));
-    if (group_size == size) break;
-    prev_group = group;
-    group = next_group;
-  }
-  if (group == nullptr) return nullptr;
+  std::size_t group_size = 0;
+  Node* group = FindGroup(c, size, &prev_group, &group_size);
+  if (group == nullptr || group_size != size) return nullptr;
   UnpoisonMemory(group, sizeof(Node));
-  if (group->size != size) {  // the walk ended on the scan bound
-    PoisonMemory(group, sizeof(Node));
-    return nullptr;
-  }
   if (aligned(group)) {
     Node* second = group->next;
     if (second == nullptr) {

@@ -151,6 +151,11 @@ struct FreeLists {
   // A chunk of nonempty class c (spanning: of its smallest group), its size
   // in *got.
   Node* TakeAny(std::size_t c, std::size_t* got) noexcept;
+  // The first chunk of the smallest group of nonempty spanning class c
+  // that holds `size` bytes (its size in *group_size, the group before it
+  // in *prev_group, null for the first), or nullptr.
+  Node* FindGroup(std::size_t c, std::size_t size, Node** prev_group,
+                  std::size_t* group_size) noexcept;
   // A chunk of the smallest group of nonempty spanning class c that holds
   // `size` bytes, or nullptr.
   Node* TakeSmallest(std::size_t c, std::size_t size, std::size_t* got) noexcept;
