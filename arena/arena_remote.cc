@@ -38,7 +38,9 @@ void Arena::InitFreeLists(char* table) noexcept {
 
 void Arena::PushFree(char* chunk, std::size_t size) noexcept {
   if (file_frees_) {
-    FileChunk(chunk, size);  // straight to its list, where PopQuick finds it
+    // Straight to its list (poisons the chunk), where PopQuick finds it.
+    free_->Push(chunk, size);
+    ++free_chunks_;
   } else {
     PushPending(chunk, size);
   }
