@@ -269,8 +269,12 @@ class Arena {
   ABSL_ATTRIBUTE_NOINLINE void FileLocalFree(char* chunk,
                                              std::size_t size) noexcept;
   void SortPending() noexcept;  // pending_ into free_ (the table made first)
+  // Deallocate's body, also ArenaResource::do_deallocate's (arena_remote.cc).
+  void DeallocateInline(void* p, std::size_t bytes) noexcept;
   void DeallocateLocal(void* p, std::size_t bytes,
                        internal::BlockHeader* block) noexcept;
+  ABSL_ATTRIBUTE_NOINLINE void DeallocateRemote(
+      void* p, std::size_t bytes, internal::BlockHeader* block) noexcept;
   ABSL_ATTRIBUTE_NOINLINE void DeallocateLarge(
       internal::BlockHeader* block) noexcept;
   // Takes the remote-free stack; `need`: the chunk size the caller is about
@@ -307,6 +311,9 @@ class Arena {
   // Reset (keep_one: may keep the current block, see retained_) and
   // destruction (gives everything back).
   void ReleaseAll(bool keep_one) noexcept;
+  // Reset's common case: only the kept block was bumped into (see
+  // arena_release.cc); false where ReleaseAll must run.
+  bool RewindKeptBlock() noexcept;
   void RecordFootprint(internal::ThreadState* local) noexcept;
   // retained_ with something bumped from it joins blocks_ (see retained_).
   void AdoptRetained() noexcept {
@@ -435,10 +442,6 @@ inline void* ArenaResource::do_allocate(std::size_t bytes,
     return arena_->BumpFast(bytes);
   }
   return arena_->AllocateSlowOrThrow(bytes, alignment);
-}
-inline void ArenaResource::do_deallocate(void* p, std::size_t bytes,
-                                         std::size_t) {
-  arena_->Deallocate(p, bytes);
 }
 
 // Starts the process runtime with `config` (validated). Once, before the

@@ -221,7 +221,64 @@ Arena::~Arena() {
   runtime_->Count(runtime_->Local(), &ThreadCounters::arenas_destroyed, 1);
 }
 
+// The common Reset: the arena holds only the block it kept at its last
+// Reset (nothing adopted it: no slow path found it in use; no other block,
+// no reservation, no large mapping since), the caller is the owner and the
+// thread whose credit keeps the block, no cleanup is registered, no remote
+// free waits, and the process figures still say what that Reset published
+// (live 0, the block as retained bytes). Then the block simply stays kept:
+// rewinding the cursor frees the request, with its footprint recorded as
+// RecordFootprint would (one small block) and nothing to publish.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool Arena::RewindKeptBlock() noexcept {
+  // retained_ != nullptr implies retained_by_ != kNoThread, so a thread
+  // without an id (ThreadIdIfAssigned() == kNoThread) never passes.
+  const std::uintptr_t held_beside =
+      reinterpret_cast<std::uintptr_t>(blocks_) |
+      reinterpret_cast<std::uintptr_t>(spare_) |
+      reinterpret_cast<std::uintptr_t>(large_) |
+      reinterpret_cast<std::uintptr_t>(cleanups_) | large_taken_ |
+      peak_held_ | published_live_ | published_block_bytes_ |
+      published_large_bytes_ | static_cast<std::uintptr_t>(reserved_);
+  if (!(retained_ != nullptr && held_beside == 0 &&
+        published_retained_bytes_ == block_size_ &&
+        retained_by_ == owner_id_ &&
+        owner_id_ == internal::ThreadIdIfAssigned() &&
+        remote_.load(std::memory_order_relaxed) == nullptr)) {
+    return false;
+  }
+  ThreadState* local = runtime_->Local();
+  if (ABSL_PREDICT_FALSE(local == nullptr)) return false;  // thread exiting
+  internal::BusyGuard guard(&busy_);
+  ARENA_DCHECK(small_blocks_ == 0 && block_bytes_ == 0 && large_bytes_ == 0 &&
+                   limit_ == reinterpret_cast<char*>(retained_) + block_size_,
+               "Arena: a kept block beside other memory at Reset");
+  if (RetainedInUse()) {  // as AdoptRetained, then RecordFootprint
+    const std::size_t peak =
+        std::min(std::max(peak_live_, live_bytes_), block_size_);
+    local->footprint.AddSmallOnly(1, peak, block_size_ - peak,
+                                  slow_allocations_ - slow_at_reset_);
+    if (adaptive_) {
+      local->adaptive.Record(1, runtime_->config().adaptive_percentile);
+    }
+    PoisonMemory(RetainedStart(), block_size_ - kBlockHeaderSize);
+  }
+  peak_live_ = peak_held_ = 0;
+  slow_at_reset_ = slow_allocations_;
+  cursor_ = RetainedStart();
+  live_bytes_ = 0;
+  free_ = nullptr;
+  free_chunks_ = 0;
+  pending_ = nullptr;
+  file_frees_ = false;
+  reuse_pops_ = 0;
+  recycle_runs_ = 0;
+  ++resets_;
+  runtime_->Count(local, &ThreadCounters::resets, 1);
+  return true;
+}
+
 void Arena::Reset() {
+  if (ABSL_PREDICT_TRUE(RewindKeptBlock())) return;
   ReleaseAll(/*keep_one=*/true);
   ++resets_;
   runtime_->Count(runtime_->Local(), &ThreadCounters::resets, 1);

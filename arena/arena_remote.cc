@@ -111,7 +111,10 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Arena::DeallocateLocal(
   }
 }
 
-void Arena::Deallocate(void* p, std::size_t bytes) noexcept {
+// Deallocate and ArenaResource::do_deallocate, each one call deep: a local
+// free runs inline to its end, a remote one is a tail call.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Arena::DeallocateInline(
+    void* p, std::size_t bytes) noexcept {
   if (p == nullptr) return;
   auto* block = reinterpret_cast<BlockHeader*>(
       reinterpret_cast<std::uintptr_t>(p) & shared_block_mask_);
@@ -133,6 +136,19 @@ void Arena::Deallocate(void* p, std::size_t bytes) noexcept {
     DeallocateLocal(p, bytes, block);
     return;
   }
+  DeallocateRemote(p, bytes, block);
+}
+
+void Arena::Deallocate(void* p, std::size_t bytes) noexcept {
+  DeallocateInline(p, bytes);
+}
+
+void ArenaResource::do_deallocate(void* p, std::size_t bytes, std::size_t) {
+  arena_->DeallocateInline(p, bytes);
+}
+
+void Arena::DeallocateRemote(void* p, std::size_t bytes,
+                             BlockHeader* block) noexcept {
   auto* chunk = static_cast<FreeChunk*>(p);
   // Every chunk has room for the header (at least 16 bytes), but the caller
   // may have been handed fewer: unpoison exactly what is written here.

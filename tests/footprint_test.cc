@@ -195,6 +195,78 @@ TEST(Footprint, CommonRequestsExpandToExactHeldBlocksAndLargeCounts) {
   }
 }
 
+// Reset's common case (only the kept block was bumped into) rewinds that
+// block in place without the full bulk free: such requests must be recorded
+// and published exactly as the full path records them, between requests
+// that need the full path (a large mapping, a cleanup, a remote free).
+TEST(Footprint, RequestsOnTheKeptBlockRecordAsInFull) {
+  std::thread([] {
+    arena::Arena a;
+    a.Allocate(100);
+    a.Reset();  // keeps its block
+    const arena::ProcessStats g0 = arena::GlobalStats();
+    for (std::size_t r = 1; r <= 5; ++r) {  // peaks 1000 .. 5000
+      std::vector<void*> p;
+      for (std::size_t i = 0; i < r; ++i) p.push_back(a.Allocate(1000));
+      if (r > 1) a.Deallocate(p[0], 1000);  // the peak is taken before a free
+      a.Reset();
+      const arena::ProcessStats g = arena::GlobalStats();
+      EXPECT_EQ(g.live_bytes, g0.live_bytes) << r;
+      EXPECT_EQ(g.in_arena_bytes, g0.in_arena_bytes) << r;
+      EXPECT_EQ(g.retained_bytes, g0.retained_bytes) << r;
+      EXPECT_EQ(a.stats().live_bytes, 0u);
+    }
+    const arena::FootprintStats f1 = arena::GlobalStats().footprint;
+    const arena::FootprintStats& f0 = g0.footprint;
+    EXPECT_EQ(f1.held_bytes.count - f0.held_bytes.count, 5u);
+    EXPECT_EQ(f1.peak_live_bytes.sum - f0.peak_live_bytes.sum, 15000u);
+    EXPECT_EQ(f1.held_bytes.sum - f0.held_bytes.sum, 5 * kBlock);
+    EXPECT_EQ(f1.waste_bytes.sum - f0.waste_bytes.sum, 5 * kBlock - 15000);
+    EXPECT_EQ(f1.blocks.sum - f0.blocks.sum, 5u);
+    EXPECT_EQ(f1.slow_paths.sum - f0.slow_paths.sum, 0u);
+    EXPECT_EQ(f1.large_allocations.sum - f0.large_allocations.sum, 0u);
+    EXPECT_EQ(f1.peak_live_bytes.buckets[arena::Histogram::BucketOf(5000)] -
+                  f0.peak_live_bytes.buckets[arena::Histogram::BucketOf(5000)],
+              1u);
+
+    // The kept block unused, a large mapping taken and freed: full path.
+    void* big = a.Allocate(200 * 1000);
+    a.Deallocate(big, 200 * 1000);
+    a.Reset();
+    const arena::FootprintStats f2 = arena::GlobalStats().footprint;
+    EXPECT_EQ(f2.held_bytes.count - f1.held_bytes.count, 1u);
+    EXPECT_EQ(f2.peak_live_bytes.sum - f1.peak_live_bytes.sum, 200u * 1000);
+    EXPECT_EQ(f2.large_allocations.sum - f1.large_allocations.sum, 1u);
+    EXPECT_EQ(arena::GlobalStats().in_arena_bytes, g0.in_arena_bytes);
+
+    // A cleanup on the kept block: its destructor runs.
+    struct Counted {
+      explicit Counted(int* n) : n(n) {}
+      ~Counted() { ++*n; }
+      int* n;
+    };
+    int destroyed = 0;
+    a.Create<Counted>(&destroyed);
+    a.Reset();
+    EXPECT_EQ(destroyed, 1);
+
+    // A remote free waiting at Reset is counted as freed.
+    void* q = a.Allocate(64);
+    std::thread([&] { a.Deallocate(q, 64); }).join();
+    const std::uint64_t frees = a.stats().deallocations;
+    a.Reset();
+    EXPECT_EQ(a.stats().deallocations, frees + 1);
+
+    a.Allocate(300);  // back on the kept block
+    a.Reset();
+    const arena::ProcessStats g3 = arena::GlobalStats();
+    EXPECT_EQ(g3.footprint.held_bytes.count - f2.held_bytes.count, 3u);
+    EXPECT_EQ(g3.live_bytes, g0.live_bytes);
+    EXPECT_EQ(g3.in_arena_bytes, g0.in_arena_bytes);
+    EXPECT_EQ(g3.retained_bytes, g0.retained_bytes);
+  }).join();
+}
+
 TEST(Footprint, MergesAcrossThreads) {
   const arena::FootprintStats before = arena::GlobalStats().footprint;
   std::thread t1([] { RequestsOnAThread(20, 1000, 10); });
