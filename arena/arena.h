@@ -197,9 +197,12 @@ class Arena {
   }
 
   // The fast path: the owner, an alignment of at most 16 (1, 2, 4, 8 or 16:
-  // bit `alignment` of kFastAlignments), and room in the current block. `size - 1 < limit_ - cursor_` with size = bytes rounded up to 16
-  // is false for bytes == 0 (size - 1 wraps; zero-byte requests take the
-  // slow path and get 16 bytes) and for bytes so large that rounding wraps.
+  // bit `alignment` of kFastAlignments), and room in the current block.
+  // The cursor and the region's end are multiples of 16, so the room is
+  // one, and bytes rounded up to 16 fit exactly when bytes fit:
+  // `bytes - 1 < limit_ - cursor_` needs no rounding, is false for bytes ==
+  // 0 (it wraps; zero-byte requests take the slow path and get 16 bytes),
+  // and lets through no size whose rounding would wrap.
   // Chunks freed on the owner wait (pending_, then free lists) until the
   // bump region is used up: the slow path (PopQuick first) reuses them
   // before it takes a new block, and the fast path never looks at them.
@@ -216,7 +219,7 @@ class Arena {
   // The same for an alignment known to be a power of two <= 16.
   bool CanBumpFastAligned(std::size_t bytes) const noexcept {
     return owner_token_ == internal::ThreadToken() &&
-           RoundUpGrain(bytes) - 1 < static_cast<std::size_t>(limit_ - cursor_);
+           bytes - 1 < static_cast<std::size_t>(limit_ - cursor_);
   }
   void* BumpFast(std::size_t bytes) noexcept {
     char* p = cursor_;
@@ -270,6 +273,7 @@ class Arena {
                                              std::size_t size) noexcept;
   void SortPending() noexcept;  // pending_ into free_ (the table made first)
   // Deallocate's body, also ArenaResource::do_deallocate's (arena_remote.cc).
+  template <bool kMayBeNull>
   void DeallocateInline(void* p, std::size_t bytes) noexcept;
   void DeallocateLocal(void* p, std::size_t bytes,
                        internal::BlockHeader* block) noexcept;

@@ -113,9 +113,10 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Arena::DeallocateLocal(
 
 // Deallocate and ArenaResource::do_deallocate, each one call deep: a local
 // free runs inline to its end, a remote one is a tail call.
+template <bool kMayBeNull>
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Arena::DeallocateInline(
     void* p, std::size_t bytes) noexcept {
-  if (p == nullptr) return;
+  if (kMayBeNull && p == nullptr) return;
   auto* block = reinterpret_cast<BlockHeader*>(
       reinterpret_cast<std::uintptr_t>(p) & shared_block_mask_);
   ARENA_DCHECK(block->magic == internal::kBlockMagic && block->owner == this,
@@ -140,11 +141,13 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Arena::DeallocateInline(
 }
 
 void Arena::Deallocate(void* p, std::size_t bytes) noexcept {
-  DeallocateInline(p, bytes);
+  DeallocateInline</*kMayBeNull=*/true>(p, bytes);
 }
 
 void ArenaResource::do_deallocate(void* p, std::size_t bytes, std::size_t) {
-  arena_->DeallocateInline(p, bytes);
+  // p came from do_allocate (memory_resource::deallocate's precondition),
+  // which never returns null.
+  arena_->DeallocateInline</*kMayBeNull=*/false>(p, bytes);
 }
 
 void Arena::DeallocateRemote(void* p, std::size_t bytes,
@@ -285,6 +288,9 @@ void Arena::PushRun(const Run& run) noexcept {
 void Arena::MakeRegion(char* lo, char* hi) noexcept {
   // [lo, hi) becomes the bump region; the old region's rest (a multiple of
   // 16: cursors and region ends are 16-aligned) goes to the free lists.
+  ARENA_DCHECK(((reinterpret_cast<std::uintptr_t>(lo) |
+                 reinterpret_cast<std::uintptr_t>(hi)) & (kGrain - 1)) == 0,
+               "Arena: a bump region off the 16-byte grain");
   char* old_cursor = cursor_;
   char* old_limit = limit_;
   cursor_ = lo;
