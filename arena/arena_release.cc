@@ -231,7 +231,10 @@ Arena::~Arena() {
 // RecordFootprint would (one small block) and nothing to publish.
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool Arena::RewindKeptBlock() noexcept {
   // retained_ != nullptr implies retained_by_ != kNoThread, so a thread
-  // without an id (ThreadIdIfAssigned() == kNoThread) never passes.
+  // without an id (ThreadIdIfAssigned() == kNoThread) never passes. The
+  // remote stack is peeked relaxed, as ReleaseAll does: a remote free that
+  // happened-before this Reset is seen (and sends Reset the full way, which
+  // counts it); one racing with it is the caller's use-after-free.
   const std::uintptr_t held_beside =
       reinterpret_cast<std::uintptr_t>(blocks_) |
       reinterpret_cast<std::uintptr_t>(spare_) |
