@@ -318,6 +318,7 @@ class Arena {
   // Reset's common case: only the kept block was bumped into (see
   // arena_release.cc); false where ReleaseAll must run.
   bool RewindKeptBlock() noexcept;
+  void ForgetRequest() noexcept;  // live bytes and freed chunks, at both
   void RecordFootprint(internal::ThreadState* local) noexcept;
   // retained_ with something bumped from it joins blocks_ (see retained_).
   void AdoptRetained() noexcept {

@@ -113,6 +113,18 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Arena::PublishTo(
 
 void Arena::Publish() noexcept { PublishTo(runtime_->Local()); }
 
+// What both bulk frees reset once the request's memory is gone: live
+// bytes, and every freed chunk (they lay in that memory).
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Arena::ForgetRequest() noexcept {
+  live_bytes_ = 0;
+  free_ = nullptr;
+  free_chunks_ = 0;
+  pending_ = nullptr;
+  file_frees_ = false;
+  reuse_pops_ = 0;
+  recycle_runs_ = 0;
+}
+
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Arena::ReleaseAll(bool keep_one) noexcept {
   // Reset makes the calling thread the owner (it may keep a block for the
   // next request); destruction only needs to for destructors, whose
@@ -204,15 +216,9 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Arena::ReleaseAll(bool keep_one) noexce
   }
   small_blocks_ = large_blocks_ = 0;
   block_bytes_ = large_bytes_ = 0;
-  live_bytes_ = 0;
   reserved_ = false;
   spare_blocks_ = 0;
-  free_ = nullptr;
-  free_chunks_ = 0;
-  pending_ = nullptr;
-  file_frees_ = false;
-  reuse_pops_ = 0;
-  recycle_runs_ = 0;
+  ForgetRequest();
   PublishTo(local);
 }
 
@@ -268,13 +274,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool Arena::RewindKeptBlock() noexcept {
   peak_live_ = peak_held_ = 0;
   slow_at_reset_ = slow_allocations_;
   cursor_ = RetainedStart();
-  live_bytes_ = 0;
-  free_ = nullptr;
-  free_chunks_ = 0;
-  pending_ = nullptr;
-  file_frees_ = false;
-  reuse_pops_ = 0;
-  recycle_runs_ = 0;
+  ForgetRequest();
   ++resets_;
   runtime_->Count(local, &ThreadCounters::resets, 1);
   return true;
