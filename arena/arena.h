@@ -361,8 +361,9 @@ class Arena {
   // current block from the Reset on, counted as held once bumped into, at
   // most kMaxRetainedPerThread per thread. See arena_release.cc.
   internal::BlockHeader* retained_ = nullptr;
-  // The thread whose Reset kept retained_ (its credit was spent); the
-  // credit goes back only to it (ReturnRetainCredit).
+  // The thread whose Reset kept retained_ (spending its credit, which
+  // comes back to it or, from another thread, to the runtime's pool: see
+  // ReturnRetainCredit). Reset rewinds the block in place only there.
   std::uint64_t retained_by_ = internal::kNoThread;
   internal::BlockHeader* large_ = nullptr;   // large mappings (doubly linked)
   std::size_t small_blocks_ = 0;   // in blocks_ and spare_

@@ -34,11 +34,11 @@ using internal::UnpoisonMemory;
 // (cursor_ at its start) it is not in blocks_ or block_bytes_ (the arena
 // holds no request memory in it) and is published as retained bytes; once
 // something was, the next slow path, Publish, Reset or destruction adopts it
-// into blocks_ (AdoptRetained; stats() counts it as adopted). Each thread
-// lets at most kMaxRetainedPerThread arenas reset on it keep a block
-// (ThreadState::retain_credit), so idle arenas (10000 keep-alive
-// connections) cannot pin more than that many blocks per thread; destruction
-// gives the block back.
+// into blocks_ (AdoptRetained; stats() counts it as adopted). Keeping a
+// block spends a credit (ThreadState::retain_credit, kMaxRetainedPerThread
+// per thread, returned when the block is taken back on any thread), so idle
+// arenas (10000 keep-alive connections) cannot pin more than that many
+// blocks per thread; destruction gives the block back.
 
 // Inlined into ReleaseAll, which is inlined into Reset and ~Arena: every
 // request ends here, and a destructor lets the compiler drop the resets.
@@ -176,7 +176,8 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Arena::ReleaseAll(bool keep_one) noexce
   // Reset: keep the current block for the next request (see retained_), if
   // this thread has credit left.
   if (keep_one && blocks != nullptr && retained_ == nullptr &&
-      budget_ == nullptr && local != nullptr && local->retain_credit > 0) {
+      budget_ == nullptr && local != nullptr &&
+      (local->retain_credit > 0 || runtime_->TakePooledRetainCredit(local))) {
     --local->retain_credit;
     retained_by_ = internal::ThreadId();
     retained_ = blocks;
@@ -314,9 +315,15 @@ void Arena::DropRetained() noexcept {
 }
 
 void Arena::ReturnRetainCredit(ThreadState* local) noexcept {
-  // Only to the thread that spent it (see ThreadState::retain_credit).
+  // Back to the thread that spent it; a block kept on one thread and taken
+  // back on another (a request resumed elsewhere) returns its credit to the
+  // pool (see ThreadState::retain_credit), where the keeper (or, if it
+  // exited, its share's debt) finds it. Not to this thread: a credit
+  // spent by an exited thread would then count twice.
   if (local != nullptr && retained_by_ == internal::ThreadIdIfAssigned()) {
     ++local->retain_credit;
+  } else {
+    runtime_->PoolRetainCredit();
   }
   retained_by_ = internal::kNoThread;
 }

@@ -331,4 +331,70 @@ TEST(Retention, ArenasResetElsewhereDoNotRaiseThisThreadsBound) {
   }).join();
 }
 
+// Fifth session's cold review: the credit of a kept block first used on
+// another thread (a request resumed elsewhere) was lost for good, so after
+// four hand-overs the thread that reset never kept a block again (and its
+// requests lost the kept block's fast path).
+TEST(Retention, KeptBlocksUsedElsewhereGiveTheirCreditBack) {
+  std::thread([] {
+    for (int round = 0; round < 12; ++round) {
+      auto a = std::make_unique<arena::Arena>();
+      a->Allocate(100);
+      a->Reset();  // kept with this thread's credit
+      EXPECT_NE(a->stats().retained_bytes, 0u) << "round " << round;
+      // Used and destroyed on another thread: the block goes back there.
+      std::thread([&a] {
+        a->Allocate(100);
+        a.reset();
+      }).join();
+    }
+    // The same with the other thread resetting (keeping a block with its
+    // own credit) and this one destroying.
+    for (int round = 0; round < 12; ++round) {
+      auto a = std::make_unique<arena::Arena>();
+      a->Allocate(100);
+      a->Reset();
+      EXPECT_NE(a->stats().retained_bytes, 0u) << "round " << round;
+      std::thread([&a] {
+        a->Allocate(100);
+        a->Reset();
+      }).join();
+      a->Allocate(100);
+    }
+  }).join();
+  EXPECT_EQ(arena::GlobalStats().retained_bytes, 0u);
+}
+
+// The credit that now follows kept blocks across threads must not raise
+// the bound: arenas moving between a long-lived thread and short-lived
+// ones, reset on both, keep at most four blocks per live thread in all.
+TEST(Retention, KeptBlocksMovingBetweenThreadsStayWithinTheBound) {
+  const std::size_t block = arena::CurrentConfig().block_size;
+  std::thread([block] {
+    std::vector<std::unique_ptr<arena::Arena>> arenas;
+    for (int i = 0; i < 10; ++i) arenas.push_back(std::make_unique<arena::Arena>());
+    for (int round = 0; round < 20; ++round) {
+      for (auto& a : arenas) {
+        a->Allocate(100);
+        a->Reset();
+      }
+      std::thread([&arenas, round, block] {
+        for (std::size_t i = 0; i < arenas.size(); ++i) {
+          if ((i + round) % 2 == 0) arenas[i]->Allocate(100);
+          arenas[i]->Reset();
+        }
+        // This thread and the long-lived one (the test's main thread
+        // keeps none): at most 8 blocks kept.
+        EXPECT_LE(arena::GlobalStats().retained_bytes, 8 * block);
+      }).join();
+      // Only the long-lived thread is left (and the idle main thread).
+      EXPECT_LE(arena::GlobalStats().retained_bytes, 8 * block) << round;
+      std::size_t kept = 0;
+      for (auto& a : arenas) kept += a->stats().retained_bytes != 0;
+      EXPECT_GT(kept, 0u) << round;
+    }
+  }).join();
+  EXPECT_EQ(arena::GlobalStats().retained_bytes, 0u);
+}
+
 }  // namespace

@@ -273,6 +273,13 @@ void Runtime::Unregister(ThreadState* state) {
                    std::memory_order_relaxed);
   }
   retired_footprint_.Absorb(state->footprint);
+  // The thread's share of kept-block credit leaves with it: what it holds
+  // goes with the state, what its Resets spent comes back to the pool
+  // later, from whichever thread takes those blocks back (the invariant at
+  // ThreadState::retain_credit).
+  retain_pool_.fetch_sub(
+      ThreadState::kMaxRetainedPerThread - state->retain_credit,
+      std::memory_order_relaxed);
   if (state->prev != nullptr) state->prev->next = state->next;
   if (state->next != nullptr) state->next->prev = state->prev;
   if (threads_ == state) threads_ = state->next;

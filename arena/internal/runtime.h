@@ -61,15 +61,16 @@ struct ThreadState {
   // delay; read and cleared by the owner in OnThreadIdle. Relaxed: a hint.
   std::atomic<bool> trim_requested{false};
   // How many more arenas reset on this thread may keep a block across the
-  // Reset (Arena::retained_): kMaxRetainedPerThread, minus the blocks kept
-  // by Resets on this thread, plus those of them taken back into use or
-  // given back on this same thread (Arena::retained_by_ names the thread
-  // that kept a block; a block kept here and used or freed on another
-  // thread leaves this thread's credit spent). Owner-only. Invariant: the
-  // blocks kept by Resets on this thread and still kept number at most
-  // kMaxRetainedPerThread - credit, and a thread keeps a block only while
-  // its credit is positive, so credit >= 0 and no thread's Resets keep more
-  // than kMaxRetainedPerThread blocks at once.
+  // Reset (Arena::retained_), at most kMaxRetainedPerThread. A Reset that
+  // keeps a block spends one (taking one from Runtime's pool when this is
+  // zero); the block's credit comes back when the block is taken back into
+  // use or given back: to this credit on the thread that kept it, to the
+  // pool on any other (an arena handed to another thread). Owner-only.
+  // Invariant: the credits of live threads, the pool and the blocks kept
+  // add up to kMaxRetainedPerThread per live thread (the pool is below
+  // zero by the blocks exited threads kept and nobody took back yet), so
+  // the blocks kept by Resets of live threads, and so idle arenas (10000
+  // keep-alive connections), number at most that many per live thread.
   static constexpr std::int64_t kMaxRetainedPerThread = 4;
   std::int64_t retain_credit = kMaxRetainedPerThread;
   // Owner-only bookkeeping for OnThreadIdle.
@@ -172,6 +173,31 @@ class Runtime {
 
   static std::int64_t NowMs();
 
+  // Kept-block credit beyond the threads' own (see
+  // ThreadState::retain_credit): one more for `local`, from the pool, if
+  // the pool has one.
+  bool TakePooledRetainCredit(ThreadState* local) noexcept {
+    // Relaxed throughout: a count, publishing no data (the kept blocks
+    // move with their arenas, whose hand-over the caller synchronizes).
+    // Its single modification order is what keeps credits from being
+    // made or lost.
+    std::int64_t pooled = retain_pool_.load(std::memory_order_relaxed);
+    while (pooled > 0) {
+      if (retain_pool_.compare_exchange_weak(pooled, pooled - 1,
+                                             std::memory_order_relaxed,
+                                             std::memory_order_relaxed)) {
+        ++local->retain_credit;
+        return true;
+      }
+    }
+    return false;
+  }
+  // A kept block's credit, coming back on a thread other than the one that
+  // kept it.
+  void PoolRetainCredit() noexcept {
+    retain_pool_.fetch_add(1, std::memory_order_relaxed);
+  }
+
   // Called once per thread at its exit: flushes its cache to the depot and
   // folds its counters into the retired totals.
   static void RetireThread(ThreadState* state);
@@ -221,6 +247,15 @@ class Runtime {
   // that are exiting; multi-writer (fetch_add), statistics only.
   ThreadCounters retired_;
   FootprintRecorder retired_footprint_;
+  // Kept-block credits not held by a live thread: returned by threads that
+  // took back blocks other threads kept, taken by threads whose credit ran
+  // out. A thread
+  // leaving (Unregister) takes out the credits its Resets spent and did not
+  // see back, so the pool may go below zero while blocks kept by exited
+  // threads are still out (invariant: see ThreadState::retain_credit).
+  // Written only when a kept block changes threads or a thread runs out:
+  // a line of its own, away from the depot and the registry.
+  alignas(64) std::atomic<std::int64_t> retain_pool_{0};
 };
 
 }  // namespace internal
