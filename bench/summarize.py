@@ -62,6 +62,77 @@ def table_for(cell, threads, unit_name, per_item_scale=1e9):
     return head + "\n" + "\n".join(rows)
 
 
+def load_rounds(raw):
+    """rounds[r][workload][peer] = ns per object per thread, from bench/run's
+    paired rounds (raw/rounds/<malloc>_<round>.json, one repetition each)."""
+    rounds = defaultdict(lambda: defaultdict(dict))
+    d = os.path.join(raw, "rounds")
+    if not os.path.isdir(d):
+        return rounds
+    for name in sorted(os.listdir(d)):
+        m = re.match(r"[a-z]+_(\d+)\.json$", name)
+        if not m:
+            continue
+        with open(os.path.join(d, name)) as f:
+            doc = json.load(f)
+        for b in doc["benchmarks"]:
+            if b.get("run_type") != "iteration":
+                continue
+            mm = re.match(r"([^/]+)/([^/]+)/real_time/threads:(\d+)$", b["run_name"])
+            if mm:
+                threads = int(mm.group(3))
+                rounds[int(m.group(1))][mm.group(1)][mm.group(2)] = threads * 1e9 / b["items_per_second"]
+    return rounds
+
+
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def rounds_section(rounds):
+    """The two-thread cross-thread rows with ratios taken within each round."""
+    if not rounds:
+        return []
+    ref = "arena_dealloc"
+    out = ["## cross-thread rows, paired rounds (2 threads)\n",
+           "On this 2-vCPU machine the two-thread figures move between modes from one "
+           "minute to the next (where the host places the two vCPUs; every allocator slows "
+           "down together), so a single pass may measure arena in one mode and a peer in "
+           "another. Here each round runs every peer's two-thread xthread and larson rows "
+           "once (one process per malloc, seconds apart), the ratios are taken within each "
+           "round, and the table gives their median and range over "
+           f"{len(rounds)} rounds. **peer time / {ref} time**: above 1 means arena is "
+           "faster.\n"]
+    for workload in ("xthread", "larson"):
+        per_peer = defaultdict(list)  # peer -> [(ns, ratio to ref, ratio to floor)]
+        for r in sorted(rounds):
+            cell = rounds[r].get(workload, {})
+            if ref not in cell:
+                continue
+            for peer, ns in cell.items():
+                floor = cell.get(FLOOR)
+                per_peer[peer].append((ns, ns / cell[ref], ns / floor if floor else None))
+        if not per_peer:
+            continue
+        out.append(f"### {workload}\n")
+        out.append(f"| peer | ns per object (per thread), median | peer time / {ref} time, median "
+                   "| min | max | time / floor time, median |")
+        out.append("|---|---:|---:|---:|---:|---:|")
+        rows = []
+        for peer, xs in per_peer.items():
+            ratios = [x[1] for x in xs]
+            floors = [x[2] for x in xs if x[2] is not None]
+            rows.append((median(ratios), peer, median([x[0] for x in xs]), min(ratios),
+                         max(ratios), median(floors) if floors else None))
+        for ratio, peer, ns, lo, hi, fl in sorted(rows):
+            out.append(f"| {peer} | {ns:.1f} | {fmt(ratio)} | {fmt(lo)} | {fmt(hi)} | "
+                       f"{fmt(fl) if fl is not None else '-'} |")
+        out.append("")
+    return out
+
+
 def gnuplot(script):
     subprocess.run(["gnuplot"], input=script.encode(), check=True)
 
@@ -191,6 +262,8 @@ def main():
         for t in sorted(cells):
             out.append(f"### {t} thread{'s' if t > 1 else ''}\n")
             out.append(table_for(cells[t], t, unit) + "\n")
+
+    out.extend(rounds_section(load_rounds(raw)))
 
     micro = {k: v for k, v in data.items() if k[0] == "micro"}
     if micro:
