@@ -263,7 +263,7 @@ BlockHeader* Arena::NextBlock() noexcept {
     // The block kept at the last Reset, still empty (never for a SharedArena
     // sub-arena); one that was bumped into was adopted above.
     retained_ = nullptr;
-    ReturnRetainCredit(local);
+    ReturnRetainCredit();
   } else {
     // A SharedArena's sub-arena reserves the block from the shared cap first.
     if (budget_ != nullptr && !budget_->TryTake(block_size_)) return nullptr;

@@ -75,6 +75,7 @@ namespace arena {
 namespace internal {
 struct BlockHeader;
 struct FreeLists;
+struct RetainAccount;
 class Runtime;
 class SharedBudget;
 struct ThreadState;
@@ -325,7 +326,9 @@ class Arena {
     if (ABSL_PREDICT_FALSE(RetainedInUse())) AdoptRetainedSlow();
   }
   void AdoptRetainedSlow() noexcept;
-  void ReturnRetainCredit(internal::ThreadState* local) noexcept;
+  // retained_'s credit back to the account it came from (see
+  // internal::RetainAccount), from whichever thread.
+  void ReturnRetainCredit() noexcept;
   void DropRetained() noexcept;  // an unused kept block back to the cache
   bool RetainedInUse() const noexcept {
     return retained_ != nullptr && cursor_ != RetainedStart();
@@ -359,12 +362,13 @@ class Arena {
   internal::BlockHeader* spare_ = nullptr;   // reserved, not yet used
   // The block this arena kept at its last Reset, for its next request: the
   // current block from the Reset on, counted as held once bumped into, at
-  // most kMaxRetainedPerThread per thread. See arena_release.cc.
+  // most RetainAccount::kMaxCredit per live thread. See arena_release.cc.
   internal::BlockHeader* retained_ = nullptr;
-  // The thread whose Reset kept retained_ (spending its credit, which
-  // comes back to it or, from another thread, to the runtime's pool: see
-  // ReturnRetainCredit). Reset rewinds the block in place only there.
+  // The thread whose Reset kept retained_ (Reset rewinds the block in place
+  // only there), and the account and generation of the credit it spent.
   std::uint64_t retained_by_ = internal::kNoThread;
+  internal::RetainAccount* retained_account_ = nullptr;
+  std::uint32_t retained_generation_ = 0;
   internal::BlockHeader* large_ = nullptr;   // large mappings (doubly linked)
   std::size_t small_blocks_ = 0;   // in blocks_ and spare_
   std::size_t large_blocks_ = 0;

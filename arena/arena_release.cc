@@ -35,10 +35,10 @@ using internal::UnpoisonMemory;
 // holds no request memory in it) and is published as retained bytes; once
 // something was, the next slow path, Publish, Reset or destruction adopts it
 // into blocks_ (AdoptRetained; stats() counts it as adopted). Keeping a
-// block spends a credit (ThreadState::retain_credit, kMaxRetainedPerThread
-// per thread, returned when the block is taken back on any thread), so idle
-// arenas (10000 keep-alive connections) cannot pin more than that many
-// blocks per thread; destruction gives the block back.
+// block spends one of the thread's kMaxCredit credits (RetainAccount, in
+// runtime.h), given back when the block is taken back on any thread, so
+// idle arenas (10000 keep-alive connections) cannot pin more than that many
+// blocks per live thread; destruction gives the block back.
 
 // Inlined into ReleaseAll, which is inlined into Reset and ~Arena: every
 // request ends here, and a destructor lets the compiler drop the resets.
@@ -167,7 +167,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Arena::ReleaseAll(bool keep_one) noexce
   };
   // A retained_ still set here was never bumped into (AdoptRetained above).
   if (!keep_one && retained_ != nullptr) {  // destruction: no block stays
-    ReturnRetainCredit(local);
+    ReturnRetainCredit();
     give_back(retained_);
     retained_ = nullptr;
   }
@@ -175,10 +175,12 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Arena::ReleaseAll(bool keep_one) noexce
   std::size_t seen = 0;
   // Reset: keep the current block for the next request (see retained_), if
   // this thread has credit left.
+  std::uint32_t generation = 0;
   if (keep_one && blocks != nullptr && retained_ == nullptr &&
-      budget_ == nullptr && local != nullptr &&
-      (local->retain_credit > 0 || runtime_->TakePooledRetainCredit(local))) {
-    --local->retain_credit;
+      budget_ == nullptr && local != nullptr && local->retain != nullptr &&
+      local->retain->Take(&generation)) {
+    retained_account_ = local->retain;
+    retained_generation_ = generation;
     retained_by_ = internal::ThreadId();
     retained_ = blocks;
     blocks = blocks->next.load(std::memory_order_relaxed);
@@ -299,13 +301,13 @@ void Arena::AdoptRetainedSlow() noexcept {
   retained_ = nullptr;
   ++small_blocks_;
   block_bytes_ += block_size_;
-  ReturnRetainCredit(runtime_->Local());
+  ReturnRetainCredit();
 }
 
 void Arena::DropRetained() noexcept {
   ARENA_DCHECK(!RetainedInUse(), "Arena: dropping a kept block in use");
   ThreadState* local = runtime_->Local();
-  ReturnRetainCredit(local);
+  ReturnRetainCredit();
   BlockHeader* block = retained_;
   retained_ = nullptr;
   cursor_ = limit_ = nullptr;
@@ -314,17 +316,13 @@ void Arena::DropRetained() noexcept {
   runtime_->ReturnBlocks(local, block, 1);
 }
 
-void Arena::ReturnRetainCredit(ThreadState* local) noexcept {
-  // Back to the thread that spent it; a block kept on one thread and taken
-  // back on another (a request resumed elsewhere) returns its credit to the
-  // pool (see ThreadState::retain_credit), where the keeper (or, if it
-  // exited, its share's debt) finds it. Not to this thread: a credit
-  // spent by an exited thread would then count twice.
-  if (local != nullptr && retained_by_ == internal::ThreadIdIfAssigned()) {
-    ++local->retain_credit;
-  } else {
-    runtime_->PoolRetainCredit();
-  }
+void Arena::ReturnRetainCredit() noexcept {
+  // To the account of the thread that kept the block, from this thread or
+  // any other (a request resumed elsewhere): before, only the keeping
+  // thread gave it back, and a block taken back elsewhere left that
+  // thread's credit spent for good.
+  retained_account_->Give(retained_generation_);
+  retained_account_ = nullptr;
   retained_by_ = internal::kNoThread;
 }
 

@@ -246,6 +246,15 @@ ThreadState* Runtime::LocalSlow() {
 
 void Runtime::Register(ThreadState* state) {
   MutexLock lock(&registry_mu_);
+  // A recycled account (its generation already moved on) or a new one;
+  // without heap the thread keeps no block (state->retain stays null).
+  if (free_accounts_ != nullptr) {
+    state->retain = free_accounts_;
+    free_accounts_ = free_accounts_->next_free;
+    state->retain->next_free = nullptr;
+  } else {
+    state->retain = new (std::nothrow) RetainAccount;
+  }
   state->next = threads_;
   if (threads_ != nullptr) threads_->prev = state;
   threads_ = state;
@@ -273,13 +282,17 @@ void Runtime::Unregister(ThreadState* state) {
                    std::memory_order_relaxed);
   }
   retired_footprint_.Absorb(state->footprint);
-  // The thread's share of kept-block credit leaves with it: what it holds
-  // goes with the state, what its Resets spent comes back to the pool
-  // later, from whichever thread takes those blocks back (the invariant at
-  // ThreadState::retain_credit).
-  retain_pool_.fetch_sub(
-      ThreadState::kMaxRetainedPerThread - state->retain_credit,
-      std::memory_order_relaxed);
+  if (RetainAccount* account = state->retain) {
+    // A new generation with full credit: blocks the leaving thread kept
+    // give nothing back to it (or to the account's next thread) later.
+    const std::uint64_t next_generation =
+        (account->word.load(std::memory_order_relaxed) >> 32) + 1;
+    account->word.store((next_generation << 32) | RetainAccount::kMaxCredit,
+                        std::memory_order_relaxed);
+    account->next_free = free_accounts_;
+    free_accounts_ = account;
+    state->retain = nullptr;
+  }
   if (state->prev != nullptr) state->prev->next = state->next;
   if (state->next != nullptr) state->next->prev = state->prev;
   if (threads_ == state) threads_ = state->next;

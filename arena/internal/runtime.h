@@ -50,6 +50,53 @@ struct ThreadCounters {
 
 using CounterField = std::atomic<std::int64_t> ThreadCounters::*;
 
+// A thread's credit for blocks that arenas reset on it keep for their next
+// request (Arena::retained_), so that idle arenas (10000 keep-alive
+// connections) pin at most kMaxCredit blocks per live thread. A Reset that
+// keeps a block takes a credit (Take) and remembers the account and its
+// generation; whichever thread later takes the block back into use or
+// gives it back (an arena handed to another thread included) gives the
+// credit back to that account (Give), unless the account's thread has left
+// since: Runtime::ReleaseRetainAccount starts a new generation with full
+// credit, and credits of the old one lapse. Invariant: per generation,
+// credit + blocks kept with its credits <= kMaxCredit. Accounts are never
+// freed (a giving thread may hold one whose thread left): the runtime
+// recycles them for new threads. One word, generation << 32 | credit,
+// on a line of its own (written by the thread's Resets and by threads
+// taking its blocks back).
+struct alignas(64) RetainAccount {
+  static constexpr std::uint64_t kMaxCredit = 4;
+  static constexpr std::uint64_t kCreditMask = 0xFFFFFFFFu;
+  // Relaxed throughout: a count in one atomic word, publishing no data (the
+  // kept blocks move with their arenas, whose hand-over the caller
+  // synchronizes); its single modification order keeps credits from being
+  // made or lost, and a generation change from being missed.
+  std::atomic<std::uint64_t> word{kMaxCredit};
+  RetainAccount* next_free = nullptr;  // Runtime's free list (registry_mu_)
+
+  // One credit, and the generation it came from; false when none is left.
+  bool Take(std::uint32_t* generation) noexcept {
+    std::uint64_t w = word.load(std::memory_order_relaxed);
+    do {
+      if ((w & kCreditMask) == 0) return false;
+    } while (!word.compare_exchange_weak(w, w - 1, std::memory_order_relaxed,
+                                         std::memory_order_relaxed));
+    *generation = static_cast<std::uint32_t>(w >> 32);
+    return true;
+  }
+  // Gives back a credit Take returned with `generation`: dropped if the
+  // account has moved on to a new thread (or, defensively, is full).
+  void Give(std::uint32_t generation) noexcept {
+    std::uint64_t w = word.load(std::memory_order_relaxed);
+    while ((w >> 32) == generation && (w & kCreditMask) < kMaxCredit) {
+      if (word.compare_exchange_weak(w, w + 1, std::memory_order_relaxed,
+                                     std::memory_order_relaxed)) {
+        return;
+      }
+    }
+  }
+};
+
 struct ThreadState {
   explicit ThreadState(Depot* depot, std::size_t capacity)
       : cache(depot, capacity) {}
@@ -60,19 +107,9 @@ struct ThreadState {
   // Set by the release thread when this cache sat idle for the release
   // delay; read and cleared by the owner in OnThreadIdle. Relaxed: a hint.
   std::atomic<bool> trim_requested{false};
-  // How many more arenas reset on this thread may keep a block across the
-  // Reset (Arena::retained_), at most kMaxRetainedPerThread. A Reset that
-  // keeps a block spends one (taking one from Runtime's pool when this is
-  // zero); the block's credit comes back when the block is taken back into
-  // use or given back: to this credit on the thread that kept it, to the
-  // pool on any other (an arena handed to another thread). Owner-only.
-  // Invariant: the credits of live threads, the pool and the blocks kept
-  // add up to kMaxRetainedPerThread per live thread (the pool is below
-  // zero by the blocks exited threads kept and nobody took back yet), so
-  // the blocks kept by Resets of live threads, and so idle arenas (10000
-  // keep-alive connections), number at most that many per live thread.
-  static constexpr std::int64_t kMaxRetainedPerThread = 4;
-  std::int64_t retain_credit = kMaxRetainedPerThread;
+  // This thread's credit for blocks kept across Reset (see RetainAccount);
+  // null when it could not get one (no heap): it keeps no block.
+  RetainAccount* retain = nullptr;
   // Owner-only bookkeeping for OnThreadIdle.
   std::uint64_t idle_ops = 0;
   std::int64_t idle_since_ms = 0;
@@ -173,31 +210,6 @@ class Runtime {
 
   static std::int64_t NowMs();
 
-  // Kept-block credit beyond the threads' own (see
-  // ThreadState::retain_credit): one more for `local`, from the pool, if
-  // the pool has one.
-  bool TakePooledRetainCredit(ThreadState* local) noexcept {
-    // Relaxed throughout: a count, publishing no data (the kept blocks
-    // move with their arenas, whose hand-over the caller synchronizes).
-    // Its single modification order is what keeps credits from being
-    // made or lost.
-    std::int64_t pooled = retain_pool_.load(std::memory_order_relaxed);
-    while (pooled > 0) {
-      if (retain_pool_.compare_exchange_weak(pooled, pooled - 1,
-                                             std::memory_order_relaxed,
-                                             std::memory_order_relaxed)) {
-        ++local->retain_credit;
-        return true;
-      }
-    }
-    return false;
-  }
-  // A kept block's credit, coming back on a thread other than the one that
-  // kept it.
-  void PoolRetainCredit() noexcept {
-    retain_pool_.fetch_add(1, std::memory_order_relaxed);
-  }
-
   // Called once per thread at its exit: flushes its cache to the depot and
   // folds its counters into the retired totals.
   static void RetireThread(ThreadState* state);
@@ -223,7 +235,8 @@ class Runtime {
   void Register(ThreadState* state);
   void ReleaseLoop();
   static void* ReleaseThreadMain(void* runtime);
-  // Folds a thread's counters into retired_ and unlinks it from the registry.
+  // Folds a thread's counters into retired_ and unlinks it from the
+  // registry; its retain account goes back to free_accounts_.
   void Unregister(ThreadState* state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(registry_mu_);
 
   static std::atomic<Runtime*> instance_;
@@ -238,6 +251,9 @@ class Runtime {
   // Threads of the parent a fork() child does not have: kept reachable (not
   // freed: their caches may be mid-update), no longer counted.
   ThreadState* orphans_ ABSL_GUARDED_BY(registry_mu_) = nullptr;
+  // Retain accounts of threads that left, each in a new generation with
+  // full credit, for the next threads (see RetainAccount: never freed).
+  RetainAccount* free_accounts_ ABSL_GUARDED_BY(registry_mu_) = nullptr;
   LargeCache large_cache_;
   std::size_t thread_count_ ABSL_GUARDED_BY(registry_mu_) = 0;
   // True while the background release thread runs in this process: false
@@ -247,15 +263,6 @@ class Runtime {
   // that are exiting; multi-writer (fetch_add), statistics only.
   ThreadCounters retired_;
   FootprintRecorder retired_footprint_;
-  // Kept-block credits not held by a live thread: returned by threads that
-  // took back blocks other threads kept, taken by threads whose credit ran
-  // out. A thread
-  // leaving (Unregister) takes out the credits its Resets spent and did not
-  // see back, so the pool may go below zero while blocks kept by exited
-  // threads are still out (invariant: see ThreadState::retain_credit).
-  // Written only when a kept block changes threads or a thread runs out:
-  // a line of its own, away from the depot and the registry.
-  alignas(64) std::atomic<std::int64_t> retain_pool_{0};
 };
 
 }  // namespace internal
