@@ -368,7 +368,7 @@ class Arena {
   // only there), and the account and generation of the credit it spent.
   std::uint64_t retained_by_ = internal::kNoThread;
   internal::RetainAccount* retained_account_ = nullptr;
-  std::uint32_t retained_generation_ = 0;
+  std::uint64_t retained_generation_ = 0;
   internal::BlockHeader* large_ = nullptr;   // large mappings (doubly linked)
   std::size_t small_blocks_ = 0;   // in blocks_ and spare_
   std::size_t large_blocks_ = 0;

@@ -175,7 +175,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Arena::ReleaseAll(bool keep_one) noexce
   std::size_t seen = 0;
   // Reset: keep the current block for the next request (see retained_), if
   // this thread has credit left.
-  std::uint32_t generation = 0;
+  std::uint64_t generation = 0;
   if (keep_one && blocks != nullptr && retained_ == nullptr &&
       budget_ == nullptr && local != nullptr && local->retain != nullptr &&
       local->retain->Take(&generation)) {

@@ -285,10 +285,7 @@ void Runtime::Unregister(ThreadState* state) {
   if (RetainAccount* account = state->retain) {
     // A new generation with full credit: blocks the leaving thread kept
     // give nothing back to it (or to the account's next thread) later.
-    const std::uint64_t next_generation =
-        (account->word.load(std::memory_order_relaxed) >> 32) + 1;
-    account->word.store((next_generation << 32) | RetainAccount::kMaxCredit,
-                        std::memory_order_relaxed);
+    account->Renew();
     account->next_free = free_accounts_;
     free_accounts_ = account;
     state->retain = nullptr;

@@ -21,6 +21,7 @@
 #include "absl/status/status.h"
 #include "arena/config.h"
 #include "arena/internal/block.h"
+#include "arena/internal/check.h"
 #include "arena/internal/depot.h"
 #include "arena/internal/footprint.h"
 #include "arena/internal/large.h"
@@ -57,16 +58,18 @@ using CounterField = std::atomic<std::int64_t> ThreadCounters::*;
 // generation; whichever thread later takes the block back into use or
 // gives it back (an arena handed to another thread included) gives the
 // credit back to that account (Give), unless the account's thread has left
-// since: Runtime::ReleaseRetainAccount starts a new generation with full
-// credit, and credits of the old one lapse. Invariant: per generation,
-// credit + blocks kept with its credits <= kMaxCredit. Accounts are never
-// freed (a giving thread may hold one whose thread left): the runtime
-// recycles them for new threads. One word, generation << 32 | credit,
-// on a line of its own (written by the thread's Resets and by threads
-// taking its blocks back).
+// since: Runtime::Unregister starts a new generation with full credit, and
+// credits of the old one lapse. Invariant: per generation, credit + blocks
+// kept with its credits <= kMaxCredit. Accounts are never freed (a giving
+// thread may hold one whose thread left): the runtime recycles them for
+// new threads. One word, generation << kCreditBits | credit (61 bits of
+// generation: no wrap in the life of a process), on a line of its own
+// (written by the thread's Resets and by threads taking its blocks back).
 struct alignas(64) RetainAccount {
   static constexpr std::uint64_t kMaxCredit = 4;
-  static constexpr std::uint64_t kCreditMask = 0xFFFFFFFFu;
+  static constexpr int kCreditBits = 3;
+  static constexpr std::uint64_t kCreditMask = (1u << kCreditBits) - 1;
+  static_assert(kMaxCredit <= kCreditMask, "credit field too narrow");
   // Relaxed throughout: a count in one atomic word, publishing no data (the
   // kept blocks move with their arenas, whose hand-over the caller
   // synchronizes); its single modification order keeps credits from being
@@ -75,25 +78,36 @@ struct alignas(64) RetainAccount {
   RetainAccount* next_free = nullptr;  // Runtime's free list (registry_mu_)
 
   // One credit, and the generation it came from; false when none is left.
-  bool Take(std::uint32_t* generation) noexcept {
+  bool Take(std::uint64_t* generation) noexcept {
     std::uint64_t w = word.load(std::memory_order_relaxed);
     do {
       if ((w & kCreditMask) == 0) return false;
     } while (!word.compare_exchange_weak(w, w - 1, std::memory_order_relaxed,
                                          std::memory_order_relaxed));
-    *generation = static_cast<std::uint32_t>(w >> 32);
+    *generation = w >> kCreditBits;
     return true;
   }
-  // Gives back a credit Take returned with `generation`: dropped if the
-  // account has moved on to a new thread (or, defensively, is full).
-  void Give(std::uint32_t generation) noexcept {
+  // Gives back a credit Take returned with `generation`; dropped if the
+  // account has moved on to a new thread.
+  void Give(std::uint64_t generation) noexcept {
     std::uint64_t w = word.load(std::memory_order_relaxed);
-    while ((w >> 32) == generation && (w & kCreditMask) < kMaxCredit) {
+    while ((w >> kCreditBits) == generation) {
+      // Full credit in the same generation: a credit given back twice.
+      ARENA_DCHECK((w & kCreditMask) < kMaxCredit,
+                   "arena: a kept block's credit given back twice");
+      if ((w & kCreditMask) >= kMaxCredit) return;
       if (word.compare_exchange_weak(w, w + 1, std::memory_order_relaxed,
                                      std::memory_order_relaxed)) {
         return;
       }
     }
+  }
+  // Unregister: a new generation with full credit (owner-less: the thread
+  // left; a racing Give of the old generation is overwritten or lapses).
+  void Renew() noexcept {
+    const std::uint64_t next =
+        (word.load(std::memory_order_relaxed) >> kCreditBits) + 1;
+    word.store((next << kCreditBits) | kMaxCredit, std::memory_order_relaxed);
   }
 };
 
