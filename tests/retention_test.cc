@@ -237,4 +237,36 @@ TEST(Retention, KeptBlocksMovingBetweenThreadsStayWithinTheBound) {
   EXPECT_EQ(arena::GlobalStats().retained_bytes, 0u);
 }
 
+// A thread that left gets no credit back: its account, recycled for the
+// next thread in a new generation, takes nothing from the blocks the old
+// thread kept (given back here after the new thread started keeping).
+TEST(Retention, CreditOfAThreadThatLeftLapses) {
+  std::vector<ArenaPtr> left_behind(4);
+  std::thread([&] {
+    for (auto& a : left_behind) {
+      a = std::make_unique<arena::Arena>();
+      EXPECT_TRUE(RequestAndReset(*a));
+    }
+  }).join();
+  Worker next;  // likely the recycled account of the thread that left
+  std::vector<ArenaPtr> mine(6);
+  next.Run([&] {
+    for (int i = 0; i < 2; ++i) {
+      mine[i] = std::make_unique<arena::Arena>();
+      EXPECT_TRUE(RequestAndReset(*mine[i]));
+    }
+  });
+  left_behind.clear();  // the old generation's credits lapse
+  next.Run([&] {
+    std::size_t kept = 0;
+    for (int i = 2; i < 6; ++i) {
+      mine[i] = std::make_unique<arena::Arena>();
+      kept += RequestAndReset(*mine[i]);
+    }
+    EXPECT_EQ(kept, 2u);  // its own 4, 2 of them spent above
+    mine.clear();
+  });
+  EXPECT_EQ(KeptBlocks(), 0u);
+}
+
 }  // namespace
