@@ -262,6 +262,10 @@ def main():
         for t in sorted(cells):
             out.append(f"### {t} thread{'s' if t > 1 else ''}\n")
             out.append(table_for(cells[t], t, unit) + "\n")
+            if workload in ("xthread", "larson") and t == 2 and os.path.isdir(os.path.join(raw, "rounds")):
+                out.append("One pass, each malloc in its own process minutes apart: the two-thread "
+                           "figures may come from different modes of this machine (the floor row "
+                           "shows this pass's). Compare peers in the paired rounds below.\n")
 
     out.extend(rounds_section(load_rounds(raw)))
 
