@@ -97,12 +97,12 @@ def rounds_section(rounds):
         return []
     ref = "arena_dealloc"
     out = ["## cross-thread rows, paired rounds (2 threads)\n",
-           "On this 2-vCPU machine the two-thread figures move between modes from one "
-           "minute to the next (where the host places the two vCPUs; every allocator slows "
-           "down together), so a single pass may measure arena in one mode and a peer in "
-           "another. Here each round runs every peer's two-thread xthread and larson rows "
-           "once (one process per malloc, seconds apart), the ratios are taken within each "
-           "round, and the table gives their median and range over "
+           "On this 2-vCPU machine the two-thread figures move between a fast and a slow "
+           "mode (cross-core transfers several times dearer) from one minute to the next, "
+           "so a single pass may measure arena in one mode and a peer in another. Here "
+           "each round runs every peer's two-thread xthread and larson rows once (one "
+           "process per malloc, seconds apart), the ratios are taken within each round, "
+           "and the table gives their median and range over "
            f"{len(rounds)} rounds. **peer time / {ref} time**: above 1 means arena is "
            "faster.\n"]
     for workload in ("xthread", "larson"):
