@@ -31,6 +31,20 @@ bool RequestAndReset(arena::Arena& a) {
   return a.stats().retained_bytes != 0;
 }
 
+// Fresh arenas in v[from, to), one request each: how many kept a block.
+std::size_t FreshRequests(std::vector<ArenaPtr>& v, std::size_t from,
+                          std::size_t to) {
+  std::size_t kept = 0;
+  for (std::size_t i = from; i < to; ++i) {
+    v[i] = std::make_unique<arena::Arena>();
+    kept += RequestAndReset(*v[i]);
+  }
+  return kept;
+}
+std::size_t FreshRequests(std::vector<ArenaPtr>& v) {
+  return FreshRequests(v, 0, v.size());
+}
+
 // A long-lived thread running closures one at a time (Run waits for each),
 // as a server's worker: the queue's mutex orders the hand-overs.
 class Worker {
@@ -115,12 +129,7 @@ TEST(Retention, KeptBlocksUsedElsewhereGiveTheirCreditBack) {
 TEST(Retention, ArenasPingPongingBetweenWorkersKeepTheirBlocks) {
   Worker x, y;
   std::vector<ArenaPtr> arenas(4);
-  x.Run([&] {
-    for (auto& a : arenas) {
-      a = std::make_unique<arena::Arena>();
-      EXPECT_TRUE(RequestAndReset(*a));
-    }
-  });
+  x.Run([&] { EXPECT_EQ(FreshRequests(arenas), arenas.size()); });
   for (int round = 0; round < 20; ++round) {
     Worker& w = round % 2 == 0 ? y : x;
     w.Run([&] {
@@ -138,21 +147,9 @@ TEST(Retention, ArenasPingPongingBetweenWorkersKeepTheirBlocks) {
 TEST(Retention, TakingBackAnotherThreadsBlocksGivesNoExtraCredit) {
   Worker a_thread, b_thread;
   std::vector<ArenaPtr> b(4), a(8);
-  b_thread.Run([&] {
-    for (auto& x : b) {
-      x = std::make_unique<arena::Arena>();
-      EXPECT_TRUE(RequestAndReset(*x));
-    }
-  });
+  b_thread.Run([&] { EXPECT_EQ(FreshRequests(b), b.size()); });
   a_thread.Run([&] { b.clear(); });  // B's blocks given back on A
-  a_thread.Run([&] {
-    std::size_t kept = 0;
-    for (auto& x : a) {
-      x = std::make_unique<arena::Arena>();
-      kept += RequestAndReset(*x);
-    }
-    EXPECT_EQ(kept, 4u);
-  });
+  a_thread.Run([&] { EXPECT_EQ(FreshRequests(a), 4u); });
   a_thread.Run([&] { a.clear(); });
   for (int round = 0; round < 3; ++round) {
     b_thread.Run([&] {
@@ -185,14 +182,7 @@ TEST(Retention, BlocksOfThreadsThatLeftRaiseNoLiveThreadsBound) {
     EXPECT_EQ(KeptBlocks(), 100u);
     handed.clear();  // given back here, while their threads live
     EXPECT_EQ(KeptBlocks(), 0u);
-    l.Run([&] {
-      std::size_t kept = 0;
-      for (auto& a : l_arenas) {
-        a = std::make_unique<arena::Arena>();
-        kept += RequestAndReset(*a);
-      }
-      EXPECT_EQ(kept, 4u);
-    });
+    l.Run([&] { EXPECT_EQ(FreshRequests(l_arenas), 4u); });
   }  // the 25 threads leave
   l.Run([&] {
     std::size_t kept = 0;
@@ -243,27 +233,15 @@ TEST(Retention, KeptBlocksMovingBetweenThreadsStayWithinTheBound) {
 TEST(Retention, CreditOfAThreadThatLeftLapses) {
   std::vector<ArenaPtr> left_behind(4);
   std::thread([&] {
-    for (auto& a : left_behind) {
-      a = std::make_unique<arena::Arena>();
-      EXPECT_TRUE(RequestAndReset(*a));
-    }
+    EXPECT_EQ(FreshRequests(left_behind), left_behind.size());
   }).join();
   Worker next;  // likely the recycled account of the thread that left
   std::vector<ArenaPtr> mine(6);
-  next.Run([&] {
-    for (int i = 0; i < 2; ++i) {
-      mine[i] = std::make_unique<arena::Arena>();
-      EXPECT_TRUE(RequestAndReset(*mine[i]));
-    }
-  });
+  next.Run([&] { EXPECT_EQ(FreshRequests(mine, 0, 2), 2u); });
   left_behind.clear();  // the old generation's credits lapse
   next.Run([&] {
-    std::size_t kept = 0;
-    for (int i = 2; i < 6; ++i) {
-      mine[i] = std::make_unique<arena::Arena>();
-      kept += RequestAndReset(*mine[i]);
-    }
-    EXPECT_EQ(kept, 2u);  // its own 4, 2 of them spent above
+    // Its own 4, 2 of them spent above.
+    EXPECT_EQ(FreshRequests(mine, 2, 6), 2u);
     mine.clear();
   });
   EXPECT_EQ(KeptBlocks(), 0u);
