@@ -139,7 +139,7 @@ void* Arena::AllocateSlowPath(std::size_t bytes, std::size_t alignment) noexcept
   // exchange then takes many chunks, instead of one contended exchange per
   // slow path. (Relaxed peek; the exchange acquires.)
   auto drain = [this](std::size_t need) {
-    if (remote_.load(std::memory_order_relaxed) == nullptr) return false;
+    if (NothingDelivered()) return false;
     DrainRemote(need);
     return true;
   };
@@ -147,7 +147,7 @@ void* Arena::AllocateSlowPath(std::size_t bytes, std::size_t alignment) noexcept
   if (bytes > large_threshold_) {
     drain(0);
     p = AllocateLarge(bytes, alignment);
-  } else if (cursor_ == nullptr && remote_.load(std::memory_order_relaxed) == nullptr) {
+  } else if (cursor_ == nullptr && NothingDelivered()) {
     // No current block (a new arena, one Reset without keeping a block, or
     // one whose unused kept block went back: DropRetained):
     // the arena holds no small block, so no chunk to reuse and, with the

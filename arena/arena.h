@@ -15,13 +15,19 @@
 // thread at any time while the arena lives:
 //   - on the owner it pushes onto a per-size-class free list of the arena,
 //     reused by later allocations of that class;
-//   - on any other thread it pushes onto the arena's lock-free remote-free
-//     stack (one CAS); the owner drains that stack (one exchange) on the
-//     first slow path that would otherwise need new memory (or, while
-//     drains keep yielding runs of contiguous chunks, on the slow path that
-//     finds the bump region used up), and at Reset, and only then counts
-//     those bytes as freed. Drained runs of contiguous chunks (a consumer
-//     freeing in allocation order) become the bump region again.
+//   - on any other thread it links the chunk into that thread's batch for
+//     the arena; a batch goes to the arena's lock-free inbox (one CAS) once
+//     it holds 32 chunks or 16 KiB, at once for a large mapping, when
+//     another arena's batch needs its slot (16 per thread), and when the
+//     thread calls FlushRemoteFrees, OnThreadIdle or Trim, or exits. The
+//     owner drains the inbox (one exchange) on the first slow path that
+//     would otherwise need new memory (or, while drains keep yielding runs
+//     of contiguous chunks, on the slow path that finds the bump region
+//     used up), and at Reset, and only then counts those bytes as freed.
+//     Reset and destruction drop the batches still waiting for the memory
+//     they took back, without touching it. Drained runs of contiguous
+//     chunks (a consumer freeing in allocation order) become the bump
+//     region again.
 // A thread that handed the arena on counts as "other" once the new owner's
 // first Allocate or Reset happened-before its Deallocate; a Deallocate racing
 // with the hand-over itself is a data race (as any use during a move is).
@@ -65,6 +71,7 @@
 #include "absl/base/optimization.h"
 #include "absl/status/status.h"
 #include "arena/config.h"
+#include "arena/internal/remote.h"
 #include "arena/internal/sanitizer.h"
 #include "arena/internal/thread_token.h"
 #include "arena/page_source.h"
@@ -166,7 +173,7 @@ class Arena {
   std::pmr::memory_resource* resource() noexcept { return &resource_; }
 
   // live_bytes, block_bytes, blocks, fragmentation (0 when block_bytes == 0).
-  // Remote frees count once the owner has drained them (see above).
+  // Remote frees count once delivered and drained (see above).
   ArenaStats stats() const;
 
   const ArenaOptions& options() const { return options_; }
@@ -177,10 +184,7 @@ class Arena {
     void* object;
     CleanupNode* next;
   };
-  struct FreeChunk {  // a freed chunk (remote, or pending), in its own memory
-    FreeChunk* next;
-    std::size_t bytes;
-  };
+  using FreeChunk = internal::FreeChunk;  // a freed chunk, in its own memory
   static constexpr std::size_t kGrain = 16;
   static constexpr std::size_t kHeaderBytes = 64;  // internal::kBlockHeaderSize
   static constexpr std::size_t kPublishSlack = 16 * 1024;
@@ -280,6 +284,19 @@ class Arena {
                        internal::BlockHeader* block) noexcept;
   ABSL_ATTRIBUTE_NOINLINE void DeallocateRemote(
       void* p, std::size_t bytes, internal::BlockHeader* block) noexcept;
+  // The inbox of a first remote free (made and installed by whichever
+  // freeing thread gets there first); nullptr when the heap is exhausted.
+  internal::RemoteInbox* InstallInbox() noexcept;
+  // The owner: no remote free waits and none may (see RemoteInbox::Quiet).
+  bool RemoteQuiet() const noexcept {
+    const internal::RemoteInbox* in = inbox_.load(std::memory_order_relaxed);
+    return in == nullptr || in->Quiet();
+  }
+  // The owner: no delivered remote free waits to be drained.
+  bool NothingDelivered() const noexcept {
+    const internal::RemoteInbox* in = inbox_.load(std::memory_order_relaxed);
+    return in == nullptr || in->head.load(std::memory_order_relaxed) == nullptr;
+  }
   ABSL_ATTRIBUTE_NOINLINE void DeallocateLarge(
       internal::BlockHeader* block) noexcept;
   // Takes the remote-free stack; `need`: the chunk size the caller is about
@@ -425,7 +442,7 @@ class Arena {
 
   // Read by every Deallocate on any thread, written only when ownership
   // moves: a line of its own, so that a local Deallocate (which reads it)
-  // does not miss on the line remote Deallocates keep writing (remote_), and
+  // does not miss on a line remote Deallocates keep writing, and
   // remote Deallocates keep it shared instead of stealing it from the owner.
   // The owner's thread id; written (rarely, relaxed) by a thread that
   // becomes the owner.
@@ -434,13 +451,12 @@ class Arena {
   // the bump fields, and a remote free reading it would take that line away
   // from the owner at every free.
   const std::uintptr_t shared_block_mask_;
-
-  // Written by other threads: its own cache line, away from the bump fields
-  // the owner writes on every allocation and from owner_, which every
-  // Deallocate reads. Remote Deallocate pushes with a release CAS; the owner
-  // takes the stack with an acquire exchange. Only remote freers and the
-  // owner's drain (once per stack, not per chunk) touch this line.
-  alignas(64) std::atomic<FreeChunk*> remote_{nullptr};
+  // Where other threads deliver their batches of frees (see
+  // internal/remote.h): null until the first remote free installs one
+  // (release CAS; freers load it acquire, the owner relaxed: the install
+  // happened-before any owner use that matters). Written once per arena,
+  // read by every remote free; given back to the runtime by the destructor.
+  std::atomic<internal::RemoteInbox*> inbox_{nullptr};
 };
 
 inline void* ArenaResource::do_allocate(std::size_t bytes,
@@ -484,6 +500,12 @@ std::size_t OnThreadIdle();
 
 // Gives every block of the calling thread's cache to the depot now.
 std::size_t FlushThreadCache();
+
+// Delivers the frees this thread made into other threads' arenas that still
+// wait in its batches (see Deallocate), so that their owners can reuse the
+// memory. Exiting threads, OnThreadIdle and Trim do it too. Returns how many
+// chunks went.
+std::size_t FlushRemoteFrees();
 
 // Flushes the calling thread's cache, then unmaps every free block in the
 // depot. Other threads' caches are theirs to flush. Returns bytes released.

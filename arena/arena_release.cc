@@ -139,12 +139,14 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Arena::ReleaseAll(bool keep_one) noexce
     node->destroy(node->object);
   }
   internal::BusyGuard guard(&busy_);
-  // Pending remote frees die with the blocks; count them as freed. (A remote
-  // free that happened-before this Reset is visible to the relaxed peek; one
-  // racing with it is the caller's use-after-free.)
-  for (FreeChunk* c = remote_.load(std::memory_order_relaxed) == nullptr
-                          ? nullptr
-                          : remote_.exchange(nullptr, std::memory_order_acquire);
+  // Remote frees die with the blocks. Batches still on their freeing
+  // threads are ended first (after this no delivery writes into the
+  // blocks); delivered ones are counted as freed. (A remote free that
+  // happened-before this Reset is visible to the relaxed peeks; one racing
+  // with it is the caller's use-after-free.)
+  internal::RemoteInbox* inbox = inbox_.load(std::memory_order_relaxed);
+  if (inbox != nullptr) inbox->EndGeneration();
+  for (FreeChunk* c = inbox == nullptr ? nullptr : inbox->Take();
        c != nullptr;) {
     UnpoisonMemory(c, sizeof(FreeChunk));
     FreeChunk* next = c->next;
@@ -227,6 +229,11 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Arena::ReleaseAll(bool keep_one) noexce
 
 Arena::~Arena() {
   ReleaseAll(/*keep_one=*/false);
+  // Its generation ended in ReleaseAll (if a batch could exist): a batch
+  // still on a freeing thread is dropped, whichever arena has it next.
+  if (internal::RemoteInbox* inbox = inbox_.load(std::memory_order_relaxed)) {
+    runtime_->FreeInbox(inbox);
+  }
   runtime_->Count(runtime_->Local(), &ThreadCounters::arenas_destroyed, 1);
 }
 
@@ -241,9 +248,10 @@ Arena::~Arena() {
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool Arena::RewindKeptBlock() noexcept {
   // retained_ != nullptr implies retained_by_ != kNoThread, so a thread
   // without an id (ThreadIdIfAssigned() == kNoThread) never passes. The
-  // remote stack is peeked relaxed, as ReleaseAll does: a remote free that
-  // happened-before this Reset is seen (and sends Reset the full way, which
-  // counts it); one racing with it is the caller's use-after-free.
+  // inbox is peeked relaxed, as ReleaseAll does: a remote free that
+  // happened-before this Reset is seen, delivered or still in a batch (and
+  // sends Reset the full way, which counts it or ends its generation); one
+  // racing with it is the caller's use-after-free.
   const std::uintptr_t held_beside =
       reinterpret_cast<std::uintptr_t>(blocks_) |
       reinterpret_cast<std::uintptr_t>(spare_) |
@@ -255,7 +263,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool Arena::RewindKeptBlock() noexcept {
         published_retained_bytes_ == block_size_ &&
         retained_by_ == owner_id_ &&
         owner_id_ == internal::ThreadIdIfAssigned() &&
-        remote_.load(std::memory_order_relaxed) == nullptr)) {
+        RemoteQuiet())) {
     return false;
   }
   ThreadState* local = runtime_->Local();

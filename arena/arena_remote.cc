@@ -11,6 +11,8 @@
 #include "arena/internal/block.h"
 #include "arena/internal/check.h"
 #include "arena/internal/free_lists.h"
+#include "arena/internal/remote.h"
+#include "arena/internal/runtime.h"
 
 namespace arena {
 
@@ -150,24 +152,53 @@ void ArenaResource::do_deallocate(void* p, std::size_t bytes, std::size_t) {
   arena_->DeallocateInline</*kMayBeNull=*/false>(p, bytes);
 }
 
+// A free from another thread goes into that thread's batch for this arena
+// (internal/remote.h): per object it writes the chunk's first 16 bytes and
+// the thread's own batch; the arena's inbox sees one compare-and-swap per
+// batch. Without a thread state (the thread is exiting, or no heap for
+// one) the chunk is delivered alone at once.
 void Arena::DeallocateRemote(void* p, std::size_t bytes,
                              BlockHeader* block) noexcept {
   auto* chunk = static_cast<FreeChunk*>(p);
+  const bool small = block->kind == BlockKind::kSmall;
+  const std::size_t size = ChunkSize(bytes);
   // Every chunk has room for the header (at least 16 bytes), but the caller
   // may have been handed fewer: unpoison exactly what is written here.
   UnpoisonMemory(chunk, sizeof(FreeChunk));
   chunk->bytes = bytes;
-  if (block->kind == BlockKind::kSmall && ChunkSize(bytes) > sizeof(FreeChunk)) {
+  if (small && size > sizeof(FreeChunk)) {
     PoisonMemory(reinterpret_cast<char*>(p) + sizeof(FreeChunk),
-                 ChunkSize(bytes) - sizeof(FreeChunk));
+                 size - sizeof(FreeChunk));
   }
-  FreeChunk* head = remote_.load(std::memory_order_relaxed);
-  do {
-    chunk->next = head;
-    // Release: publishes chunk->next/bytes and the caller's last writes to
-    // the memory to the owner's acquire exchange in DrainRemote.
-  } while (!remote_.compare_exchange_weak(head, chunk, std::memory_order_release,
-                                          std::memory_order_relaxed));
+  internal::RemoteInbox* inbox = inbox_.load(std::memory_order_acquire);
+  if (ABSL_PREDICT_FALSE(inbox == nullptr)) {
+    inbox = InstallInbox();
+    // No heap for an inbox: the chunk stays with the arena, unused, until
+    // its Reset or destruction takes every block back.
+    if (inbox == nullptr) return;
+  }
+  const std::uint64_t generation = inbox->MarkPending();
+  internal::ThreadState* local = runtime_->Local();
+  if (ABSL_PREDICT_FALSE(local == nullptr)) {
+    inbox->Deliver(generation, chunk, chunk);
+    return;
+  }
+  local->remote.Add(inbox, generation, chunk, size, /*now=*/!small);
+}
+
+internal::RemoteInbox* Arena::InstallInbox() noexcept {
+  internal::RemoteInbox* fresh = runtime_->NewInbox();
+  if (fresh == nullptr) return nullptr;
+  internal::RemoteInbox* seen = nullptr;
+  // Release/acquire: another freeing thread that installed first is seen
+  // with its inbox (a pooled object, whose fields the runtime's mutex
+  // published; the atomics need nothing).
+  if (inbox_.compare_exchange_strong(seen, fresh, std::memory_order_acq_rel,
+                                     std::memory_order_acquire)) {
+    return fresh;
+  }
+  runtime_->FreeInbox(fresh);
+  return seen;
 }
 
 // The owner takes the whole remote stack with one exchange and walks it
@@ -188,9 +219,10 @@ void Arena::DeallocateRemote(void* p, std::size_t bytes,
 // list, as a local free would. A producer whose consumer frees in order thus
 // allocates on the fast path through recycled memory.
 void Arena::DrainRemote(std::size_t need) noexcept {
-  // Acquire pairs with the release CAS of remote Deallocate: every chunk's
-  // header and the freeing threads' last writes to it are visible here.
-  FreeChunk* list = remote_.exchange(nullptr, std::memory_order_acquire);
+  // Take acquires, pairing with the release CAS of each delivery: every
+  // chunk's header and the freeing threads' last writes to it are visible.
+  internal::RemoteInbox* inbox = inbox_.load(std::memory_order_relaxed);
+  FreeChunk* list = inbox == nullptr ? nullptr : inbox->Take();
   if (list == nullptr) return;
   if (live_bytes_ > peak_live_) peak_live_ = live_bytes_;
   std::size_t freed = 0;

@@ -44,6 +44,8 @@ std::size_t OnThreadIdle() { return Runtime::Get().OnThreadIdle(); }
 
 std::size_t FlushThreadCache() { return Runtime::Get().FlushThreadCache(); }
 
+std::size_t FlushRemoteFrees() { return Runtime::Get().FlushRemoteFrees(); }
+
 std::size_t Trim() { return Runtime::Get().Trim(); }
 
 }  // namespace arena

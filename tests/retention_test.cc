@@ -2,21 +2,19 @@
 // credit that bounds them (internal::RetainAccount), with arenas handed
 // between threads and threads leaving. Runs on the lazily started default
 // runtime (4 credits per thread).
-#include <condition_variable>
 #include <cstddef>
-#include <deque>
-#include <functional>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
 
 #include "arena/arena.h"
+#include "tests/test_util.h"
 
 namespace {
 
+using arena_test::Worker;
 using ArenaPtr = std::unique_ptr<arena::Arena>;
 
 std::size_t KeptBlocks() {
@@ -44,58 +42,6 @@ std::size_t FreshRequests(std::vector<ArenaPtr>& v, std::size_t from,
 std::size_t FreshRequests(std::vector<ArenaPtr>& v) {
   return FreshRequests(v, 0, v.size());
 }
-
-// A long-lived thread running closures one at a time (Run waits for each),
-// as a server's worker: the queue's mutex orders the hand-overs.
-class Worker {
- public:
-  Worker() : thread_([this] { Loop(); }) {}
-  ~Worker() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-  void Run(std::function<void()> f) {
-    std::mutex done_mu;
-    std::condition_variable done_cv;
-    bool done = false;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      queue_.push_back([&] {
-        f();
-        std::lock_guard<std::mutex> l(done_mu);
-        done = true;
-        done_cv.notify_all();
-      });
-    }
-    cv_.notify_all();
-    std::unique_lock<std::mutex> lock(done_mu);
-    done_cv.wait(lock, [&] { return done; });
-  }
-
- private:
-  void Loop() {
-    for (;;) {
-      std::function<void()> f;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
-        if (queue_.empty()) return;
-        f = std::move(queue_.front());
-        queue_.pop_front();
-      }
-      f();
-    }
-  }
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_;
-  bool stop_ = false;
-  std::thread thread_;
-};
 
 // Fifth session's cold review: the credit of a kept block first used on
 // another thread (a request resumed elsewhere) was lost for good, so after

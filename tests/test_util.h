@@ -9,7 +9,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <deque>
+#include <functional>
 #include <mutex>
+#include <thread>
 
 #include "absl/base/config.h"
 
@@ -31,6 +34,58 @@ class StartBarrier {
   std::mutex mu_;
   std::condition_variable cv_;
   int remaining_;
+};
+
+// A long-lived thread running closures one at a time (Run waits for each),
+// as a server's worker: the queue's mutex orders the hand-overs.
+class Worker {
+ public:
+  Worker() : thread_([this] { Loop(); }) {}
+  ~Worker() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  void Run(std::function<void()> f) {
+    std::mutex done_mu;
+    std::condition_variable done_cv;
+    bool done = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.push_back([&] {
+        f();
+        std::lock_guard<std::mutex> l(done_mu);
+        done = true;
+        done_cv.notify_all();
+      });
+    }
+    cv_.notify_all();
+    std::unique_lock<std::mutex> lock(done_mu);
+    done_cv.wait(lock, [&] { return done; });
+  }
+
+ private:
+  void Loop() {
+    for (;;) {
+      std::function<void()> f;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+        if (queue_.empty()) return;
+        f = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      f();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;
+  bool stop_ = false;
+  std::thread thread_;
 };
 
 // Fills [p, p + n) with a pattern derived from `seed`; Check verifies it.

@@ -263,6 +263,7 @@ void Runtime::Register(ThreadState* state) {
 
 void Runtime::RetireThread(ThreadState* state) {
   Runtime& rt = Get();
+  state->remote.DeliverAll();
   state->cache.Flush(NowMs());
   {
     MutexLock lock(&rt.registry_mu_);
@@ -295,6 +296,32 @@ void Runtime::Unregister(ThreadState* state) {
   if (threads_ == state) threads_ = state->next;
   state->prev = state->next = nullptr;
   --thread_count_;
+}
+
+RemoteInbox* Runtime::NewInbox() {
+  MutexLock lock(&registry_mu_);
+  if (free_inboxes_ == nullptr) {
+    auto* chunk = new (std::nothrow) InboxChunk;
+    if (chunk == nullptr) return nullptr;
+    chunk->next = inbox_chunks_;
+    inbox_chunks_ = chunk;
+    for (RemoteInbox& inbox : chunk->inboxes) {
+      inbox.next_free = free_inboxes_;
+      free_inboxes_ = &inbox;
+    }
+  }
+  RemoteInbox* inbox = free_inboxes_;
+  free_inboxes_ = inbox->next_free;
+  inbox->next_free = nullptr;
+  return inbox;
+}
+
+void Runtime::FreeInbox(RemoteInbox* inbox) {
+  ARENA_DCHECK(inbox->head.load(std::memory_order_relaxed) == nullptr,
+               "arena: a remote-free inbox recycled with chunks in it");
+  MutexLock lock(&registry_mu_);
+  inbox->next_free = free_inboxes_;
+  free_inboxes_ = inbox;
 }
 
 BlockHeader* Runtime::TakeBlockSlow(ThreadState* local) {
@@ -372,6 +399,15 @@ void Runtime::ForkAfterInChildImpl() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   depot_.ResetAfterForkInChild();
   release_thread_running_.store(false, std::memory_order_relaxed);
   ThreadState* self = tls_thread_state;
+  // A thread that was delivering a remote-free batch never ends its
+  // delivery here: no delivery is in flight (the batch, delivered or not,
+  // stays as it is; its threads' other batches are never delivered, and
+  // their memory comes back at the arenas' Reset).
+  for (InboxChunk* c = inbox_chunks_; c != nullptr; c = c->next) {
+    for (RemoteInbox& inbox : c->inboxes) {
+      inbox.delivering.store(0, std::memory_order_relaxed);
+    }
+  }
   for (ThreadState* t = threads_; t != nullptr;) {
     ThreadState* next = t->next;
     if (t != self) {

@@ -26,6 +26,7 @@
 #include "arena/internal/footprint.h"
 #include "arena/internal/large.h"
 #include "arena/internal/mutex.h"
+#include "arena/internal/remote.h"
 #include "arena/internal/thread_cache.h"
 #include "arena/internal/thread_token.h"
 #include "arena/page_source.h"
@@ -124,6 +125,8 @@ struct ThreadState {
   // This thread's credit for blocks kept across Reset (see RetainAccount);
   // null when it could not get one (no heap): it keeps no block.
   RetainAccount* retain = nullptr;
+  // This thread's remote frees not yet delivered (see remote.h).
+  RemoteBatches remote;
   // Owner-only bookkeeping for OnThreadIdle.
   std::uint64_t idle_ops = 0;
   std::int64_t idle_since_ms = 0;
@@ -221,6 +224,14 @@ class Runtime {
   std::size_t Trim();
   std::size_t OnThreadIdle();
   std::size_t FlushThreadCache();
+  // Delivers the calling thread's remote-free batches; returns the chunks.
+  std::size_t FlushRemoteFrees();
+
+  // An inbox for an arena's remote frees (its generation already past any
+  // batch of its earlier arenas); nullptr when the heap is exhausted.
+  RemoteInbox* NewInbox();
+  // Back to the pool, from a destructor that ended its generation.
+  void FreeInbox(RemoteInbox* inbox);
 
   static std::int64_t NowMs();
 
@@ -268,6 +279,15 @@ class Runtime {
   // Retain accounts of threads that left, each in a new generation with
   // full credit, for the next threads (see RetainAccount: never freed).
   RetainAccount* free_accounts_ ABSL_GUARDED_BY(registry_mu_) = nullptr;
+  // Remote-free inboxes: allocated kInboxesPerChunk at a time, never freed
+  // (a late delivery may still read one; see remote.h); free ones pooled.
+  static constexpr std::size_t kInboxesPerChunk = 64;
+  struct InboxChunk {
+    RemoteInbox inboxes[kInboxesPerChunk];
+    InboxChunk* next = nullptr;
+  };
+  InboxChunk* inbox_chunks_ ABSL_GUARDED_BY(registry_mu_) = nullptr;
+  RemoteInbox* free_inboxes_ ABSL_GUARDED_BY(registry_mu_) = nullptr;
   LargeCache large_cache_;
   std::size_t thread_count_ ABSL_GUARDED_BY(registry_mu_) = 0;
   // True while the background release thread runs in this process: false

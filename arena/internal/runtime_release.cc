@@ -92,6 +92,7 @@ std::size_t Runtime::ReleaseIdleMemory() {
 }
 
 std::size_t Runtime::Trim() {
+  FlushRemoteFrees();
   FlushThreadCache();
   return depot_.Trim() +
          large_cache_.Release(std::numeric_limits<std::int64_t>::max());
@@ -103,9 +104,17 @@ std::size_t Runtime::FlushThreadCache() {
   return local->cache.Flush(NowMs()) * config_.block_size;
 }
 
+std::size_t Runtime::FlushRemoteFrees() {
+  ThreadState* local = tls_thread_state;  // no batches without a state
+  return local == nullptr ? 0 : local->remote.DeliverAll();
+}
+
 std::size_t Runtime::OnThreadIdle() {
   ThreadState* local = Local();
   if (local == nullptr) return 0;
+  // Frees waiting in this thread's batches go to their arenas: an idle
+  // thread must not hold other arenas' memory.
+  local->remote.DeliverAll();
   const std::int64_t now = NowMs();
   const std::int64_t delay = config_.release_delay_ms;
   const std::uint64_t ops = local->cache.hits() + local->cache.misses();

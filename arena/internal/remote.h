@@ -1,0 +1,159 @@
+// Remote frees in batches (issue 11): a Deallocate on a thread other than
+// the arena's owner no longer pushes each chunk onto a line the owner reads.
+// The freeing thread links the chunk into its own batch for that arena
+// (RemoteBatches, in its ThreadState) and delivers the whole batch with one
+// compare-and-swap when it holds kMaxCount chunks or kMaxBytes, when the
+// chunk is a large mapping, when another arena's batch needs the slot, and
+// at the thread's exit, OnThreadIdle and FlushRemoteFrees. Per object, a
+// remote free then writes only the chunk itself and the thread's own batch;
+// the shared lines are written once per batch.
+//
+// The hazard of deferring: the arena may be Reset or destroyed before the
+// batch is delivered (the frees happened-before it, as the contract asks;
+// the delivery did not). A delivery must then neither write into the
+// chunks (their memory is the arena's again, maybe another request's) nor
+// touch the arena. So the batch goes to the arena's RemoteInbox, which is
+// type-stable (never freed; the runtime recycles it for later arenas) and
+// carries a generation:
+//   - the batch records the generation its chunks were freed in;
+//   - Reset and destruction end the generation (when a batch may exist)
+//     and wait for deliveries in flight;
+//   - Deliver announces itself (delivering), then checks the generation: a
+//     batch of an ended generation is dropped untouched (its memory went
+//     back with the Reset, which counted nothing for it).
+// The announce-then-check of Deliver against the end-then-wait of
+// EndGeneration is a store-load (Dekker) pattern: both sides are seq_cst,
+// so at least one sees the other; either the delivery sees the new
+// generation, or EndGeneration sees it in flight and waits for it.
+#ifndef ARENA_INTERNAL_REMOTE_H_
+#define ARENA_INTERNAL_REMOTE_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace arena {
+namespace internal {
+
+// A freed chunk, in its own first 16 bytes (every chunk has them).
+struct FreeChunk {
+  FreeChunk* next;
+  std::size_t bytes;  // as the caller passed them to Deallocate
+};
+
+// Where other threads deliver an arena's remote frees. Created by the first
+// remote free of the arena (Runtime::NewInbox), given back by its
+// destructor, never freed.
+struct alignas(64) RemoteInbox {
+  static constexpr std::uint64_t kPending = 1;
+  // generation << 1 | kPending. Read by every remote free (the generation
+  // its batch records); written by the owner when it ends a generation, and
+  // once per generation by the first free that may start a batch (kPending:
+  // "a batch of this generation may exist", so that a Reset with no remote
+  // free since the last one does not write this line).
+  std::atomic<std::uint64_t> epoch{0};
+  RemoteInbox* next_free = nullptr;  // Runtime's pool (its registry mutex)
+
+  // Written once per delivered batch; read by the owner's drains.
+  // The delivered chunks, newest batch first: the owner takes them all with
+  // one exchange (acquire, pairing with Deliver's release CAS).
+  alignas(64) std::atomic<FreeChunk*> head{nullptr};
+  // Deliveries between their announcement and their end.
+  std::atomic<std::uint32_t> delivering{0};
+
+  static std::uint64_t Generation(std::uint64_t epoch_word) {
+    return epoch_word >> 1;
+  }
+
+  // The generation a free made now belongs to, marking it pending. Relaxed:
+  // the free happened-before any Reset that ends this generation (the
+  // caller's contract), which therefore sees the mark.
+  std::uint64_t MarkPending() noexcept {
+    const std::uint64_t e = epoch.load(std::memory_order_relaxed);
+    if ((e & kPending) == 0) epoch.fetch_or(kPending, std::memory_order_relaxed);
+    return Generation(e);
+  }
+
+  // Pushes the batch first..last (linked by next; last's link is set here)
+  // if `generation` is still current. Returns false when it was dropped.
+  bool Deliver(std::uint64_t generation, FreeChunk* first,
+               FreeChunk* last) noexcept;
+
+  // The owner, at Reset and destruction: if a batch of the current
+  // generation may exist, starts a new generation and waits until no
+  // delivery is in flight. Afterwards no batch of an earlier generation
+  // reaches `head` or writes into a chunk.
+  void EndGeneration() noexcept;
+
+  // The owner: true when nothing waits (no delivered chunk, no generation
+  // to end). Relaxed peeks, as for any remote free: what happened-before
+  // the caller is seen.
+  bool Quiet() const noexcept {
+    return head.load(std::memory_order_relaxed) == nullptr &&
+           (epoch.load(std::memory_order_relaxed) & kPending) == 0;
+  }
+
+  // The owner: every delivered chunk (nullptr if none).
+  FreeChunk* Take() noexcept {
+    if (head.load(std::memory_order_relaxed) == nullptr) return nullptr;
+    return head.exchange(nullptr, std::memory_order_acquire);
+  }
+};
+
+// One thread's batches, one per recently freed-to inbox (direct-mapped by
+// the inbox's address). Used by that thread only.
+class RemoteBatches {
+ public:
+  static constexpr std::size_t kSlots = 16;
+  static constexpr std::uint32_t kMaxCount = 32;
+  static constexpr std::size_t kMaxBytes = 16 * 1024;
+
+  // Adds `chunk` (its bytes set by the caller), of `size` bytes, freed in
+  // `generation` of `inbox`; delivers the batch when it is full, or at once
+  // when `now` (a large mapping: it goes back to the page source only once
+  // the owner drains it).
+  void Add(RemoteInbox* inbox, std::uint64_t generation, FreeChunk* chunk,
+           std::size_t size, bool now) noexcept {
+    Batch& b = slots_[(reinterpret_cast<std::uintptr_t>(inbox) /
+                       sizeof(RemoteInbox)) % kSlots];
+    if (b.inbox != inbox || b.generation != generation) {
+      // Another arena's batch, or one of an ended generation (then Deliver
+      // drops it without touching its chunks).
+      if (b.count != 0) Deliver(b);
+      b.inbox = inbox;
+      b.generation = generation;
+      b.last = chunk;
+    }
+    chunk->next = b.first;
+    b.first = chunk;
+    ++b.count;
+    b.bytes += size;
+    if (now || b.count >= kMaxCount || b.bytes >= kMaxBytes) Deliver(b);
+  }
+
+  // Delivers every batch (thread exit, OnThreadIdle, FlushRemoteFrees).
+  // Returns the chunks delivered (dropped ones not counted).
+  std::size_t DeliverAll() noexcept;
+
+  // Chunks waiting in this thread's batches.
+  std::size_t waiting() const noexcept;
+
+ private:
+  struct Batch {
+    RemoteInbox* inbox = nullptr;
+    std::uint64_t generation = 0;
+    FreeChunk* first = nullptr;  // newest
+    FreeChunk* last = nullptr;   // oldest: its link is set on delivery
+    std::uint32_t count = 0;
+    std::size_t bytes = 0;
+  };
+  // Delivers and empties `b` (count != 0). Returns the chunks delivered.
+  static std::size_t Deliver(Batch& b) noexcept;
+
+  Batch slots_[kSlots];
+};
+
+}  // namespace internal
+}  // namespace arena
+
+#endif  // ARENA_INTERNAL_REMOTE_H_

@@ -1,0 +1,259 @@
+// Remote frees in batches (internal/remote.h): a thread's frees into an
+// arena it does not own wait in that thread's batch and reach the arena
+// together; a batch whose arena was Reset or destroyed in the meantime is
+// dropped without touching the memory it named. Runs on the lazily started
+// default runtime (64 KiB blocks, large_threshold 32 KiB).
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "arena/arena.h"
+#include "tests/test_util.h"
+
+namespace {
+
+using arena_test::Worker;
+
+constexpr std::uint32_t kBatch = 32;  // internal::RemoteBatches::kMaxCount
+
+std::vector<char*> AllocateMany(arena::Arena& a, int n, std::size_t bytes) {
+  std::vector<char*> v;
+  for (int i = 0; i < n; ++i) v.push_back(static_cast<char*>(a.Allocate(bytes)));
+  return v;
+}
+
+// The owner drains what was delivered: an allocation past large_threshold
+// drains first (AllocateSlow). Returns the arena's deallocation count.
+std::uint64_t DrainAndCount(arena::Arena& a) {
+  a.Allocate(100 * 1024);
+  return a.stats().deallocations;
+}
+
+TEST(RemoteBatch, FreesReachTheArenaWhenTheBatchFills) {
+  arena::Arena a;
+  std::vector<char*> p = AllocateMany(a, kBatch, 64);
+  const std::size_t live = a.stats().live_bytes;
+  Worker w;
+  w.Run([&] {
+    for (std::uint32_t i = 0; i + 1 < kBatch; ++i) a.Deallocate(p[i], 64);
+  });
+  EXPECT_EQ(DrainAndCount(a), 0u) << "a partial batch waits on its thread";
+  w.Run([&] { a.Deallocate(p[kBatch - 1], 64); });
+  EXPECT_EQ(DrainAndCount(a), kBatch);
+  // Two drains, each with its large allocation.
+  EXPECT_EQ(a.stats().live_bytes, live - kBatch * 64 + 2 * 100 * 1024);
+}
+
+TEST(RemoteBatch, FlushIdleAndExitDeliverPartialBatches) {
+  arena::Arena a;
+  std::vector<char*> p = AllocateMany(a, 9, 48);
+  Worker w;
+  std::size_t flushed = 0;
+  w.Run([&] {
+    for (int i = 0; i < 3; ++i) a.Deallocate(p[i], 48);
+    flushed = arena::FlushRemoteFrees();
+  });
+  EXPECT_EQ(flushed, 3u);
+  EXPECT_EQ(DrainAndCount(a), 3u);
+  w.Run([&] {
+    for (int i = 3; i < 6; ++i) a.Deallocate(p[i], 48);
+    arena::OnThreadIdle();
+  });
+  EXPECT_EQ(DrainAndCount(a), 6u);
+  std::thread([&] {
+    for (int i = 6; i < 9; ++i) a.Deallocate(p[i], 48);
+  }).join();  // its exit delivers
+  EXPECT_EQ(DrainAndCount(a), 9u);
+}
+
+// A large mapping freed remotely goes at once: its pages return when the
+// owner drains, not when the freeing thread next fills a batch.
+TEST(RemoteBatch, LargeMappingIsDeliveredAtOnce) {
+  arena::Arena a;
+  void* big = a.Allocate(200 * 1024);
+  EXPECT_EQ(a.stats().large_blocks, 1u);
+  Worker w;
+  w.Run([&] { a.Deallocate(big, 200 * 1024); });
+  a.Allocate(40 * 1024);  // a large allocation drains first
+  EXPECT_EQ(a.stats().deallocations, 1u);
+  EXPECT_EQ(a.stats().large_blocks, 1u) << "the new mapping only";
+}
+
+// The frees of a request that a Reset ended are dropped from their batch:
+// delivering them would write links into the next request's memory.
+TEST(RemoteBatch, ResetDropsTheEndedRequestsBatch) {
+  arena::Arena a;
+  std::vector<char*> p = AllocateMany(a, 4, 256);
+  Worker w;
+  w.Run([&] {
+    for (char* q : p) a.Deallocate(q, 256);
+  });
+  a.Reset();
+  EXPECT_EQ(a.stats().deallocations, 0u) << "nothing was delivered";
+  // The next request fills the block, the freed chunks' bytes included.
+  std::vector<char*> next = AllocateMany(a, 200, 256);
+  for (std::size_t i = 0; i < next.size(); ++i) arena_test::Fill(next[i], 256, i);
+  std::size_t flushed = 1;
+  w.Run([&] { flushed = arena::FlushRemoteFrees(); });
+  EXPECT_EQ(flushed, 0u) << "the ended request's batch was delivered";
+  for (std::size_t i = 0; i < next.size(); ++i) {
+    ASSERT_TRUE(arena_test::Check(next[i], 256, i)) << "object " << i;
+  }
+  EXPECT_EQ(DrainAndCount(a), 0u);
+  EXPECT_EQ(a.stats().live_bytes, 200u * 256 + 100 * 1024);
+}
+
+// The inbox of a destroyed arena goes to the next arena that gets a remote
+// free; the old arena's batch must not reach it.
+TEST(RemoteBatch, DestroyedArenasBatchDoesNotReachTheNextArena) {
+  Worker w;
+  auto a = std::make_unique<arena::Arena>();
+  std::vector<char*> p = AllocateMany(*a, 5, 128);
+  w.Run([&] {
+    for (char* q : p) a->Deallocate(q, 128);
+  });
+  a.reset();
+  arena::Arena b;
+  std::vector<char*> mine = AllocateMany(b, 300, 128);
+  for (std::size_t i = 0; i < mine.size(); ++i) arena_test::Fill(mine[i], 128, i);
+  std::size_t flushed = 0;
+  w.Run([&] {
+    b.Deallocate(mine[0], 128);  // b's inbox: likely a's, recycled
+    flushed = arena::FlushRemoteFrees();
+  });
+  EXPECT_EQ(flushed, 1u) << "only b's own free";
+  EXPECT_EQ(DrainAndCount(b), 1u);
+  for (std::size_t i = 1; i < mine.size(); ++i) {
+    ASSERT_TRUE(arena_test::Check(mine[i], 128, i)) << "object " << i;
+  }
+}
+
+// Many threads free into many long-lived arenas: every free arrives once,
+// and each arena's count of live bytes ends exact.
+TEST(RemoteBatch, EveryFreeFromManyThreadsArrivesOnce) {
+  constexpr int kArenas = 40, kThreads = 4, kPerArena = 400;
+  std::vector<std::unique_ptr<arena::Arena>> arenas;
+  std::vector<std::vector<std::pair<char*, std::size_t>>> objects(kArenas);
+  arena_test::Rng rng(7);
+  for (int i = 0; i < kArenas; ++i) {
+    arenas.push_back(std::make_unique<arena::Arena>());
+    for (int k = 0; k < kPerArena; ++k) {
+      const std::size_t n = 16 + rng.Below(600);
+      objects[i].emplace_back(static_cast<char*>(arenas[i]->Allocate(n)), n);
+    }
+  }
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      // Thread t frees every kThreads-th object of every arena, arenas
+      // interleaved so that batches share slots and deliver each other.
+      for (int k = t; k < kPerArena; k += kThreads) {
+        for (int i = 0; i < kArenas; ++i) {
+          arenas[i]->Deallocate(objects[i][k].first, objects[i][k].second);
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int i = 0; i < kArenas; ++i) {
+    EXPECT_EQ(DrainAndCount(*arenas[i]), static_cast<std::uint64_t>(kPerArena));
+    EXPECT_EQ(arenas[i]->stats().live_bytes, 100u * 1024) << "arena " << i;
+  }
+}
+
+// Deliveries racing with Reset: workers free request k's objects while the
+// owner resets request k - 1's arena (whose batches they may be delivering
+// right then, when a free of another arena needs the slot) and fills its
+// memory again. No delivery may write into the refilled memory (ASan:
+// into memory Reset poisoned), and no free is counted twice.
+TEST(RemoteBatch, DeliveriesRacingWithResetNeverTouchTheNextRequest) {
+  constexpr int kArenas = 24, kWorkers = 2, kObjects = 96;
+  std::vector<std::unique_ptr<arena::Arena>> arenas;
+  for (int i = 0; i < kArenas; ++i) arenas.push_back(std::make_unique<arena::Arena>());
+  struct Round {
+    arena::Arena* arena = nullptr;
+    std::vector<char*> objects;
+  };
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<Round> rounds;
+  std::size_t published = 0;  // rounds handed to the workers
+  std::vector<std::size_t> done(kWorkers, 0);  // rounds each worker freed
+  bool stop = false;
+  std::vector<std::thread> workers;
+  for (int w = 0; w < kWorkers; ++w) {
+    workers.emplace_back([&, w] {
+      for (std::size_t r = 0;; ++r) {
+        Round round;
+        {
+          std::unique_lock<std::mutex> lock(mu);
+          cv.wait(lock, [&] { return stop || published > r; });
+          if (published <= r) return;
+          round = rounds[r];
+        }
+        for (std::size_t k = w; k < round.objects.size(); k += kWorkers) {
+          round.arena->Deallocate(round.objects[k], 200);
+        }
+        std::lock_guard<std::mutex> lock(mu);
+        done[w] = r + 1;
+        cv.notify_all();
+      }
+    });
+  }
+  const auto deadline = std::chrono::steady_clock::now() + arena_test::StressBudget();
+  std::vector<std::vector<char*>> fill(kArenas);  // each arena's checked fill
+  std::size_t r = 0;
+  for (; std::chrono::steady_clock::now() < deadline || r < 3 * kArenas; ++r) {
+    arena::Arena& a = *arenas[r % kArenas];
+    for (std::size_t i = 0; i < fill[r % kArenas].size(); ++i) {
+      ASSERT_TRUE(arena_test::Check(fill[r % kArenas][i], 200, r % kArenas + i))
+          << "arena " << r % kArenas << " object " << i;
+    }
+    a.Reset();
+    Round round{&a, AllocateMany(a, kObjects, 200)};
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      rounds.push_back(round);
+      published = r + 1;
+    }
+    cv.notify_all();
+    if (r == 0) continue;
+    // Request r - 1's frees all happened: end it while the workers free
+    // request r's objects, then fill its arena's memory again.
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] {
+        for (std::size_t d : done) {
+          if (d < r) return false;
+        }
+        return true;
+      });
+    }
+    const std::size_t prev = (r - 1) % kArenas;
+    arena::Arena& b = *arenas[prev];
+    const std::uint64_t before = b.stats().deallocations;
+    b.Reset();
+    EXPECT_LE(b.stats().deallocations - before, static_cast<std::uint64_t>(kObjects));
+    fill[prev] = AllocateMany(b, kObjects + 64, 200);
+    for (std::size_t i = 0; i < fill[prev].size(); ++i) {
+      arena_test::Fill(fill[prev][i], 200, prev + i);
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    stop = true;
+  }
+  cv.notify_all();
+  for (std::thread& t : workers) t.join();
+  EXPECT_GE(r, 3u * kArenas);
+}
+
+}  // namespace
