@@ -284,6 +284,8 @@ class Arena {
                        internal::BlockHeader* block) noexcept;
   ABSL_ATTRIBUTE_NOINLINE void DeallocateRemote(
       void* p, std::size_t bytes, internal::BlockHeader* block) noexcept;
+  ABSL_ATTRIBUTE_NOINLINE void DeallocateRemoteSlow(
+      FreeChunk* chunk, std::size_t size, internal::BlockHeader* block) noexcept;
   // The inbox of a first remote free (made and installed by whichever
   // freeing thread gets there first); nullptr when the heap is exhausted.
   internal::RemoteInbox* InstallInbox() noexcept;

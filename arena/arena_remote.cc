@@ -32,6 +32,10 @@ using internal::UnpoisonMemory;
 // path; the chunk bound makes a recycling arena use up the single chunks
 // that runs leave behind instead of growing past them.
 
+// The least large_threshold Config accepts (config.cc): smaller requests
+// never get a large mapping.
+constexpr std::size_t kMinLargeThreshold = 1024;
+
 void Arena::InitFreeLists(char* table) noexcept {
   UnpoisonMemory(table, sizeof(FreeLists));
   free_ = reinterpret_cast<FreeLists*>(table);
@@ -154,36 +158,61 @@ void ArenaResource::do_deallocate(void* p, std::size_t bytes, std::size_t) {
 
 // A free from another thread goes into that thread's batch for this arena
 // (internal/remote.h): per object it writes the chunk's first 16 bytes and
-// the thread's own batch; the arena's inbox sees one compare-and-swap per
-// batch. Without a thread state (the thread is exiting, or no heap for
-// one) the chunk is delivered alone at once.
+// the thread's own batch, reading the arena's shared line (inbox_, beside
+// owner_) and its inbox's epoch line, which stay shared; the inbox's
+// delivery line is written once per batch. This path is a leaf: whatever
+// else it needs is a tail call.
 void Arena::DeallocateRemote(void* p, std::size_t bytes,
                              BlockHeader* block) noexcept {
   auto* chunk = static_cast<FreeChunk*>(p);
-  const bool small = block->kind == BlockKind::kSmall;
   const std::size_t size = ChunkSize(bytes);
   // Every chunk has room for the header (at least 16 bytes), but the caller
   // may have been handed fewer: unpoison exactly what is written here.
   UnpoisonMemory(chunk, sizeof(FreeChunk));
   chunk->bytes = bytes;
-  if (small && size > sizeof(FreeChunk)) {
+  if (block->kind == BlockKind::kSmall && size > sizeof(FreeChunk)) {
     PoisonMemory(reinterpret_cast<char*>(p) + sizeof(FreeChunk),
                  size - sizeof(FreeChunk));
   }
   internal::RemoteInbox* inbox = inbox_.load(std::memory_order_acquire);
-  if (ABSL_PREDICT_FALSE(inbox == nullptr)) {
+  internal::ThreadState* local = internal::tls_thread_state;
+  // Up to the smallest large_threshold a chunk lies in a small block: only
+  // larger ones need their block header read.
+  if (ABSL_PREDICT_FALSE(inbox == nullptr || local == nullptr ||
+                         (bytes > kMinLargeThreshold &&
+                          block->kind != BlockKind::kSmall))) {
+    DeallocateRemoteSlow(chunk, size, block);
+    return;
+  }
+  local->remote.Add(inbox, inbox->epoch.load(std::memory_order_relaxed), chunk,
+                    size);
+}
+
+// The first remote free of the arena (no inbox yet), the first free of a
+// thread without a state, or a large mapping (its pages go back only once
+// the owner drains it). A large mapping, or a chunk freed by a thread that
+// cannot have a state (it is exiting, or no heap for one), is delivered
+// alone, at once.
+void Arena::DeallocateRemoteSlow(FreeChunk* chunk, std::size_t size,
+                                 BlockHeader* block) noexcept {
+  internal::RemoteInbox* inbox = inbox_.load(std::memory_order_acquire);
+  if (inbox == nullptr) {
     inbox = InstallInbox();
     // No heap for an inbox: the chunk stays with the arena, unused, until
     // its Reset or destruction takes every block back.
     if (inbox == nullptr) return;
   }
-  const std::uint64_t generation = inbox->MarkPending();
+  const std::uint64_t epoch = inbox->epoch.load(std::memory_order_relaxed);
+  // A thread that only frees has no state until here (made now).
   internal::ThreadState* local = runtime_->Local();
-  if (ABSL_PREDICT_FALSE(local == nullptr)) {
-    inbox->Deliver(generation, chunk, chunk);
+  if (local != nullptr && block->kind == BlockKind::kSmall) {
+    local->remote.Add(inbox, epoch, chunk, size);
     return;
   }
-  local->remote.Add(inbox, generation, chunk, size, /*now=*/!small);
+  // Within this Deallocate, which happened-before any Reset that could end
+  // the generation: no pending mark needed.
+  chunk->next = nullptr;
+  inbox->Deliver(internal::RemoteInbox::Generation(epoch), chunk, chunk);
 }
 
 internal::RemoteInbox* Arena::InstallInbox() noexcept {

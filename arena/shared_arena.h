@@ -15,8 +15,9 @@
 //     allocations: from any number of threads at once.
 //   - Deallocate: from any thread, for memory of this SharedArena that is
 //     live (allocated and not yet freed); on the thread that allocated it, it
-//     goes to that sub-arena's free lists, elsewhere onto that sub-arena's
-//     lock-free remote-free stack (Arena's protocol, see arena.h).
+//     goes to that sub-arena's free lists, elsewhere into the freeing
+//     thread's batch for that sub-arena, delivered to its lock-free inbox
+//     (Arena's protocol, see arena.h).
 //   - stats(): from any thread at any time, also while tasks run: a relaxed
 //     snapshot summed over the sub-arenas, each field exact for some recent
 //     instant of its sub-arena, not all for the same one (a best-effort
@@ -218,7 +219,7 @@ class SharedArena {
     SharedArena* const parent;
     Sub* next = nullptr;  // SharedArena::subs_ list; set before publication
     // Mirrors for stats(), written by the owner on every Allocate: their own
-    // line, away from the remote-free line of the Arena base.
+    // line, away from the line of the Arena base that remote frees read.
     alignas(64) std::atomic<std::size_t> live_bytes{0};
     std::atomic<std::size_t> block_bytes{0};
     std::atomic<std::size_t> blocks{0};

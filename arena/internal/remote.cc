@@ -46,9 +46,28 @@ void RemoteInbox::EndGeneration() noexcept {
   }
 }
 
+void RemoteBatches::Start(Batch& b, RemoteInbox* inbox, std::uint64_t epoch,
+                          FreeChunk* chunk, std::size_t size) noexcept {
+  if (b.count != 0) Deliver(b);
+  if ((epoch & RemoteInbox::kPending) == 0) {
+    // Relaxed: this free happened-before any Reset that ends the
+    // generation (the caller's contract), which therefore sees the mark.
+    inbox->epoch.fetch_or(RemoteInbox::kPending, std::memory_order_relaxed);
+    epoch |= RemoteInbox::kPending;
+  }
+  chunk->next = nullptr;
+  b.inbox = inbox;
+  b.epoch = epoch;
+  b.first = b.last = chunk;
+  b.count = 1;
+  b.bytes = size;
+  if (size >= kMaxBytes) Deliver(b);
+}
+
 std::size_t RemoteBatches::Deliver(Batch& b) noexcept {
   const std::size_t count = b.count;
-  const bool delivered = b.inbox->Deliver(b.generation, b.first, b.last);
+  const bool delivered = b.inbox->Deliver(RemoteInbox::Generation(b.epoch),
+                                          b.first, b.last);
   b = Batch{};
   return delivered ? count : 0;
 }

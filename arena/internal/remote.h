@@ -32,6 +32,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "absl/base/optimization.h"
+
 namespace arena {
 namespace internal {
 
@@ -65,15 +67,6 @@ struct alignas(64) RemoteInbox {
     return epoch_word >> 1;
   }
 
-  // The generation a free made now belongs to, marking it pending. Relaxed:
-  // the free happened-before any Reset that ends this generation (the
-  // caller's contract), which therefore sees the mark.
-  std::uint64_t MarkPending() noexcept {
-    const std::uint64_t e = epoch.load(std::memory_order_relaxed);
-    if ((e & kPending) == 0) epoch.fetch_or(kPending, std::memory_order_relaxed);
-    return Generation(e);
-  }
-
   // Pushes the batch first..last (linked by next; last's link is set here)
   // if `generation` is still current. Returns false when it was dropped.
   bool Deliver(std::uint64_t generation, FreeChunk* first,
@@ -101,35 +94,59 @@ struct alignas(64) RemoteInbox {
 };
 
 // One thread's batches, one per recently freed-to inbox (direct-mapped by
-// the inbox's address). Used by that thread only.
+// the inbox's address). Used by that thread only. Arena::DeallocateRemote
+// adds to a batch inline (Slot, then Append) and leaves the rest here.
 class RemoteBatches {
  public:
   static constexpr std::size_t kSlots = 16;
   static constexpr std::uint32_t kMaxCount = 32;
   static constexpr std::size_t kMaxBytes = 16 * 1024;
 
-  // Adds `chunk` (its bytes set by the caller), of `size` bytes, freed in
-  // `generation` of `inbox`; delivers the batch when it is full, or at once
-  // when `now` (a large mapping: it goes back to the page source only once
-  // the owner drains it).
-  void Add(RemoteInbox* inbox, std::uint64_t generation, FreeChunk* chunk,
-           std::size_t size, bool now) noexcept {
-    Batch& b = slots_[(reinterpret_cast<std::uintptr_t>(inbox) /
-                       sizeof(RemoteInbox)) % kSlots];
-    if (b.inbox != inbox || b.generation != generation) {
-      // Another arena's batch, or one of an ended generation (then Deliver
-      // drops it without touching its chunks).
-      if (b.count != 0) Deliver(b);
-      b.inbox = inbox;
-      b.generation = generation;
-      b.last = chunk;
-    }
+  struct Batch {
+    RemoteInbox* inbox = nullptr;
+    std::uint64_t epoch = 0;     // the inbox's epoch word (kPending set)
+    FreeChunk* first = nullptr;  // newest
+    FreeChunk* last = nullptr;   // oldest: its link is set on delivery
+    std::uint32_t count = 0;
+    std::size_t bytes = 0;
+  };
+
+  Batch& Slot(const RemoteInbox* inbox) noexcept {
+    return slots_[(reinterpret_cast<std::uintptr_t>(inbox) /
+                   sizeof(RemoteInbox)) % kSlots];
+  }
+  // Adds `chunk` (its bytes set by the caller), of `size` bytes, to `b`,
+  // which holds the batch of the chunk's inbox and current epoch (the
+  // caller checked): true when the batch is now full (deliver it).
+  static bool Append(Batch& b, FreeChunk* chunk, std::size_t size) noexcept {
     chunk->next = b.first;
     b.first = chunk;
-    ++b.count;
     b.bytes += size;
-    if (now || b.count >= kMaxCount || b.bytes >= kMaxBytes) Deliver(b);
+    return ++b.count >= kMaxCount || b.bytes >= kMaxBytes;
   }
+  // The rest of an add, when Slot(inbox) holds another arena's batch, one
+  // of an ended generation (dropped by Deliver without touching its
+  // chunks), or none: delivers what it held, marks the inbox pending
+  // (`epoch` is the word the caller read), starts a batch with `chunk`.
+  void Start(Batch& b, RemoteInbox* inbox, std::uint64_t epoch,
+             FreeChunk* chunk, std::size_t size) noexcept;
+
+  // Adds `chunk` (its bytes set by the caller), of `size` bytes, freed in
+  // the epoch `epoch` (read just now) of `inbox`; delivers the batch when
+  // it is full.
+  void Add(RemoteInbox* inbox, std::uint64_t epoch, FreeChunk* chunk,
+           std::size_t size) noexcept {
+    Batch& b = Slot(inbox);
+    if (ABSL_PREDICT_FALSE(b.inbox != inbox || b.epoch != epoch)) {
+      Start(b, inbox, epoch, chunk, size);
+    } else if (ABSL_PREDICT_FALSE(Append(b, chunk, size))) {
+      Deliver(b);
+    }
+  }
+
+  // Delivers and empties `b` (count != 0); returns the chunks delivered
+  // (0 when dropped).
+  static std::size_t Deliver(Batch& b) noexcept;
 
   // Delivers every batch (thread exit, OnThreadIdle, FlushRemoteFrees).
   // Returns the chunks delivered (dropped ones not counted).
@@ -139,17 +156,6 @@ class RemoteBatches {
   std::size_t waiting() const noexcept;
 
  private:
-  struct Batch {
-    RemoteInbox* inbox = nullptr;
-    std::uint64_t generation = 0;
-    FreeChunk* first = nullptr;  // newest
-    FreeChunk* last = nullptr;   // oldest: its link is set on delivery
-    std::uint32_t count = 0;
-    std::size_t bytes = 0;
-  };
-  // Delivers and empties `b` (count != 0). Returns the chunks delivered.
-  static std::size_t Deliver(Batch& b) noexcept;
-
   Batch slots_[kSlots];
 };
 
