@@ -218,6 +218,11 @@ void Arena::DeallocateRemoteSlow(FreeChunk* chunk, std::size_t size,
 internal::RemoteInbox* Arena::InstallInbox() noexcept {
   internal::RemoteInbox* fresh = runtime_->NewInbox();
   if (fresh == nullptr) return nullptr;
+  if (options_.max_bytes != 0 || budget_ != nullptr) {
+    // A cap (its own, or a SharedArena's): no batching (see kDirect).
+    fresh->epoch.fetch_or(internal::RemoteInbox::kDirect,
+                          std::memory_order_relaxed);
+  }
   internal::RemoteInbox* seen = nullptr;
   // Release/acquire: another freeing thread that installed first is seen
   // with its inbox (a pooled object, whose fields the runtime's mutex

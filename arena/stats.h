@@ -80,6 +80,8 @@ struct ArenaStats {
   std::uint64_t slow_allocations = 0;  // allocations that took the slow path
                                        // (new block, free-list reuse, large)
   std::uint64_t deallocations = 0;  // local and drained remote, since construction
+                                    // (remote frees still in their thread's
+                                    // batch at Reset are dropped, not counted)
   std::uint64_t resets = 0;
   double fragmentation = 0;      // (block_bytes - live_bytes) / block_bytes
 };

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -72,6 +73,28 @@ TEST(RemoteBatch, FlushIdleAndExitDeliverPartialBatches) {
     for (int i = 6; i < 9; ++i) a.Deallocate(p[i], 48);
   }).join();  // its exit delivers
   EXPECT_EQ(DrainAndCount(a), 9u);
+}
+
+// Cold review of the batches: an arena capped at one block could not reuse
+// a chunk another thread had freed (waiting in that thread's batch, which
+// only that thread delivers), so TryAllocate failed where it had worked.
+// A capped arena's frees are delivered at once (RemoteInbox::kDirect).
+TEST(RemoteBatch, CappedArenaCanReuseWhatAnotherThreadFreed) {
+  arena::ArenaOptions options;
+  options.max_bytes = 64 * 1024;
+  arena::Arena a(options);
+  void* freed = a.Allocate(15000);
+  ASSERT_NE(a.TryAllocate(45000), nullptr);
+  Worker w;
+  w.Run([&] { a.Deallocate(freed, 15000); });  // then it idles
+  EXPECT_NE(a.TryAllocate(15000), nullptr);
+  EXPECT_EQ(a.stats().deallocations, 1u);
+  // The inbox, recycled for an uncapped arena, batches again.
+  a.~Arena();
+  new (&a) arena::Arena();
+  void* p = a.Allocate(100);
+  w.Run([&] { a.Deallocate(p, 100); });
+  EXPECT_EQ(DrainAndCount(a), 0u) << "an uncapped arena's free waits";
 }
 
 // A large mapping freed remotely goes at once: its pages return when the

@@ -1,6 +1,7 @@
 // Remote-free batches and their delivery; see remote.h.
 #include "arena/internal/remote.h"
 
+#include <chrono>
 #include <thread>
 
 namespace arena {
@@ -35,19 +36,34 @@ void RemoteInbox::EndGeneration() noexcept {
   // No batch of this generation was started (every free that starts one
   // marks kPending first, and happened-before this call): nothing to end.
   if ((e & kPending) == 0) return;
-  epoch.store((Generation(e) + 1) << 1, std::memory_order_seq_cst);
+  epoch.store((Generation(e) + 1) << kGenerationShift | (e & kDirect),
+              std::memory_order_seq_cst);
   // A delivery in flight announced itself before it checked the
   // generation: wait for it (a handful of instructions, unless its thread
   // was preempted there). Deliveries that start from now on see the new
   // generation and leave at once.
+  // Past a while, sleep rather than yield: a yield does not let a
+  // lower-priority delivering thread run on this CPU (real-time policies).
   for (int spins = 0; delivering.load(std::memory_order_seq_cst) != 0;
        ++spins) {
-    if (spins >= 64) std::this_thread::yield();
+    if (spins < 64) continue;
+    if (spins < 1024) {
+      std::this_thread::yield();
+    } else {
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
   }
 }
 
 void RemoteBatches::Start(Batch& b, RemoteInbox* inbox, std::uint64_t epoch,
                           FreeChunk* chunk, std::size_t size) noexcept {
+  if ((epoch & RemoteInbox::kDirect) != 0) {
+    // Never batched (see kDirect): within this Deallocate, which
+    // happened-before any Reset that could end the generation.
+    chunk->next = nullptr;
+    inbox->Deliver(RemoteInbox::Generation(epoch), chunk, chunk);
+    return;
+  }
   if (b.count != 0) Deliver(b);
   if ((epoch & RemoteInbox::kPending) == 0) {
     // Relaxed: this free happened-before any Reset that ends the

@@ -48,11 +48,17 @@ struct FreeChunk {
 // destructor, never freed.
 struct alignas(64) RemoteInbox {
   static constexpr std::uint64_t kPending = 1;
-  // generation << 1 | kPending. Read by every remote free (the generation
-  // its batch records); written by the owner when it ends a generation, and
-  // once per generation by the first free that may start a batch (kPending:
-  // "a batch of this generation may exist", so that a Reset with no remote
-  // free since the last one does not write this line).
+  static constexpr std::uint64_t kDirect = 2;
+  static constexpr int kGenerationShift = 2;
+  // generation << kGenerationShift | kDirect | kPending. Read by every
+  // remote free (the generation its batch records); written by the owner
+  // when it ends a generation, and once per generation by the first free
+  // that may start a batch (kPending: "a batch of this generation may
+  // exist", so that a Reset with no remote free since the last one does not
+  // write this line). kDirect, for the life of one arena: its frees are
+  // delivered one by one, at once, never batched (an arena under a cap,
+  // whose owner may need a freed chunk to stay within it: it cannot pull
+  // frees out of other threads' batches).
   std::atomic<std::uint64_t> epoch{0};
   RemoteInbox* next_free = nullptr;  // Runtime's pool (its registry mutex)
 
@@ -64,7 +70,7 @@ struct alignas(64) RemoteInbox {
   std::atomic<std::uint32_t> delivering{0};
 
   static std::uint64_t Generation(std::uint64_t epoch_word) {
-    return epoch_word >> 1;
+    return epoch_word >> kGenerationShift;
   }
 
   // Pushes the batch first..last (linked by next; last's link is set here)
@@ -128,6 +134,7 @@ class RemoteBatches {
   // of an ended generation (dropped by Deliver without touching its
   // chunks), or none: delivers what it held, marks the inbox pending
   // (`epoch` is the word the caller read), starts a batch with `chunk`.
+  // For a kDirect inbox it only delivers `chunk`, alone.
   void Start(Batch& b, RemoteInbox* inbox, std::uint64_t epoch,
              FreeChunk* chunk, std::size_t size) noexcept;
 

@@ -319,6 +319,8 @@ RemoteInbox* Runtime::NewInbox() {
 void Runtime::FreeInbox(RemoteInbox* inbox) {
   ARENA_DCHECK(inbox->head.load(std::memory_order_relaxed) == nullptr,
                "arena: a remote-free inbox recycled with chunks in it");
+  // The next arena may batch (a stale delivery reads only the generation).
+  inbox->epoch.fetch_and(~RemoteInbox::kDirect, std::memory_order_relaxed);
   MutexLock lock(&registry_mu_);
   inbox->next_free = free_inboxes_;
   free_inboxes_ = inbox;
