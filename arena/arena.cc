@@ -151,7 +151,7 @@ void* Arena::AllocateSlowPath(std::size_t bytes, std::size_t alignment) noexcept
     // No current block (a new arena, one Reset without keeping a block, or
     // one whose unused kept block went back: DropRetained):
     // the arena holds no small block, so no chunk to reuse and, with the
-    // remote stack empty, nothing to drain. Straight to a new block.
+    // inbox empty, nothing to drain. Straight to a new block.
     ARENA_DCHECK(small_blocks_ == 0 && pending_ == nullptr && free_chunks_ == 0,
                  "Arena: no current block, but small blocks");
     p = BumpNewBlock(ChunkSize(bytes), alignment);
@@ -164,7 +164,7 @@ void* Arena::AllocateSlowPath(std::size_t bytes, std::size_t alignment) noexcept
     p = BumpCurrent(size, alignment);
     const bool reuse = alignment == kGrain;
     // While drains keep yielding runs (a consumer frees in the order we
-    // allocated), the next bump region comes from the remote stack or from
+    // allocated), the next bump region comes from the inbox or from
     // a run waiting in the free lists, before single chunks are popped:
     // memory bumped from a run comes back as a run, whereas chunks popped
     // one by one are scattered and come back as no run at all.

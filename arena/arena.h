@@ -24,6 +24,9 @@
 //     would otherwise need new memory (or, while drains keep yielding runs
 //     of contiguous chunks, on the slow path that finds the bump region
 //     used up), and at Reset, and only then counts those bytes as freed.
+//     An arena under a cap (ArenaOptions::max_bytes, a capped SharedArena,
+//     Config::max_total_bytes) gets each remote free at once instead,
+//     unbatched: its owner may need that chunk to stay under the cap.
 //     Reset and destruction drop the batches still waiting for the memory
 //     they took back, without touching it. Drained runs of contiguous
 //     chunks (a consumer freeing in allocation order) become the bump
@@ -301,10 +304,10 @@ class Arena {
   }
   ABSL_ATTRIBUTE_NOINLINE void DeallocateLarge(
       internal::BlockHeader* block) noexcept;
-  // Takes the remote-free stack; `need`: the chunk size the caller is about
-  // to bump (0: none). See arena.cc.
+  // Takes the delivered remote frees; `need`: the chunk size the caller is
+  // about to bump (0: none). See arena.cc.
   void DrainRemote(std::size_t need) noexcept;
-  // Address-contiguous chunks of a drained remote stack: `count` chunks,
+  // Address-contiguous chunks of drained remote frees: `count` chunks,
   // consecutive in the list from `first` (by FreeChunk::next; a large
   // mapping in between ends a run), covering [lo, hi).
   struct Run {

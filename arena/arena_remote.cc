@@ -1,14 +1,17 @@
-// The arena's remote frees: Deallocate from any thread, the owner's drain
-// of the remote-free stack, and the reuse of drained runs of contiguous
-// chunks as bump regions (issue 11). Owner-only code except Deallocate; see
-// arena.h for the threading contract and the fields' cache lines.
+// The arena's remote frees: Deallocate from any thread (remote frees into
+// the thread's batches, internal/remote.h), the owner's drain of the
+// delivered chunks, and the reuse of drained runs of contiguous chunks as
+// bump regions (issue 11). Owner-only code except Deallocate; see arena.h
+// for the threading contract and the fields' cache lines.
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 
 #include "arena/arena.h"
 #include "arena/internal/block.h"
+#include "arena/internal/budget.h"
 #include "arena/internal/check.h"
 #include "arena/internal/free_lists.h"
 #include "arena/internal/remote.h"
@@ -27,7 +30,7 @@ using internal::UnpoisonMemory;
 // a drain found a run of at least kMinBumpRun bytes, one less after each
 // drain that did not. While nonzero and the free lists hold fewer than
 // kMaxChunksWhileRecycling chunks, the slow path takes its next bump region
-// from the remote stack or a waiting run before it pops single chunks (see
+// from the inbox or a waiting run before it pops single chunks (see
 // AllocateSlow). Zero keeps arenas with scattered frees on the pop-first
 // path; the chunk bound makes a recycling arena use up the single chunks
 // that runs leave behind instead of growing past them.
@@ -203,8 +206,10 @@ void Arena::DeallocateRemoteSlow(FreeChunk* chunk, std::size_t size,
     if (inbox == nullptr) return;
   }
   const std::uint64_t epoch = inbox->epoch.load(std::memory_order_relaxed);
-  // A thread that only frees has no state until here (made now).
-  internal::ThreadState* local = runtime_->Local();
+  // A thread that only frees has no state until here (made now). (The
+  // runtime through Get(), not runtime_: that lies on the owner's bump
+  // line, which a remote free must not read; so in InstallInbox.)
+  internal::ThreadState* local = internal::Runtime::Get().Local();
   if (local != nullptr && block->kind == BlockKind::kSmall) {
     local->remote.Add(inbox, epoch, chunk, size);
     return;
@@ -216,10 +221,15 @@ void Arena::DeallocateRemoteSlow(FreeChunk* chunk, std::size_t size,
 }
 
 internal::RemoteInbox* Arena::InstallInbox() noexcept {
-  internal::RemoteInbox* fresh = runtime_->NewInbox();
+  internal::Runtime& runtime = internal::Runtime::Get();
+  internal::RemoteInbox* fresh = runtime.NewInbox();
   if (fresh == nullptr) return nullptr;
-  if (options_.max_bytes != 0 || budget_ != nullptr) {
-    // A cap (its own, or a SharedArena's): no batching (see kDirect).
+  if (options_.max_bytes != 0 ||
+      (budget_ != nullptr &&
+       budget_->limit() != std::numeric_limits<std::size_t>::max()) ||
+      runtime.config().max_total_bytes != 0) {
+    // A cap (its own, a SharedArena's, or the process's): no batching
+    // (see kDirect). An uncapped SharedArena's budget only counts.
     fresh->epoch.fetch_or(internal::RemoteInbox::kDirect,
                           std::memory_order_relaxed);
   }
@@ -231,12 +241,12 @@ internal::RemoteInbox* Arena::InstallInbox() noexcept {
                                      std::memory_order_acquire)) {
     return fresh;
   }
-  runtime_->FreeInbox(fresh);
+  runtime.FreeInbox(fresh);
   return seen;
 }
 
-// The owner takes the whole remote stack with one exchange and walks it
-// once. Accounting is summed over the walk and applied once (live_bytes_
+// The owner takes every delivered chunk with one exchange and walks the
+// list once. Accounting is summed over the walk and applied once (live_bytes_
 // falls by the bytes of every chunk taken; the peak is taken before, as a
 // free would).
 //

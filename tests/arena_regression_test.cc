@@ -22,7 +22,7 @@ constexpr std::size_t kBlock = 64 * 1024;
 // Item 1. glibc gives a joined thread's stack and TLS block to the next
 // thread it creates, so an identity derived from a TLS address is reused;
 // the thread created after the owner exited must still be "another thread":
-// its Deallocate goes to the remote stack, not into the owner's free lists.
+// its Deallocate goes to a remote batch, not into the owner's free lists.
 TEST(OwnerIdentity, ThreadCreatedAfterTheOwnerExitedIsNotTheOwner) {
   auto a = std::make_unique<arena::Arena>();
   std::vector<void*> chunks;

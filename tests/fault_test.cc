@@ -2,6 +2,7 @@
 // maps on demand, and under a process-wide cap. TryAllocate returns nullptr,
 // Allocate throws std::bad_alloc, and arenas stay usable afterwards.
 #include <new>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -78,6 +79,21 @@ TEST_F(FaultTest, ProcessCapIsEnforced) {
   arenas.clear();  // all memory comes back; allocation works again
   arena::Arena a;
   EXPECT_NE(a.TryAllocate(30000), nullptr);
+}
+
+// Second cold review of the remote-free batches: under the process cap an
+// arena could fail an allocation while a chunk another thread freed waited
+// in that thread's batch (which only that thread delivers). With
+// max_total_bytes set no arena batches: each remote free arrives at once.
+TEST_F(FaultTest, RemoteFreesArriveAtOnceUnderTheProcessCap) {
+  arena::Arena a;
+  void* p = a.Allocate(100);
+  std::size_t waiting = 1;
+  std::thread([&] {
+    a.Deallocate(p, 100);
+    waiting = arena::FlushRemoteFrees();  // what was still in its batches
+  }).join();
+  EXPECT_EQ(waiting, 0u);
 }
 
 TEST_F(FaultTest, NothingLeaksThroughFailures) {

@@ -1,8 +1,8 @@
-// Remote frees (issue 11, part 2): the owner drains the remote-free stack in
-// one walk, counts the bytes once, and turns runs of address-contiguous
-// chunks (a consumer freeing in allocation order) into bump regions, so a
-// producer allocates on the fast path through recycled memory instead of
-// taking new blocks or popping chunks one by one.
+// Remote frees (issue 11, part 2): the owner drains the delivered remote
+// frees in one walk, counts the bytes once, and turns runs of
+// address-contiguous chunks (a consumer freeing in allocation order) into
+// bump regions, so a producer allocates on the fast path through recycled
+// memory instead of taking new blocks or popping chunks one by one.
 // Runs on the lazily started default runtime (64 KiB blocks).
 #include <algorithm>
 #include <atomic>
@@ -156,7 +156,7 @@ TEST(RemoteFree, ScatteredFreesStillGoToFreeLists) {
   EXPECT_EQ(reused, freed.size());
 }
 
-// A run's chunks are consecutive in the remote stack: a large mapping freed
+// A run's chunks are consecutive in the delivered list: a large mapping freed
 // between two of them ends the run, so that giving the short run back chunk
 // by chunk never walks into the mapping (released by then) and never skips
 // a chunk.

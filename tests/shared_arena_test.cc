@@ -281,6 +281,24 @@ TEST(SharedArena, CleanupOrderWithinAThreadAndCreateDuringReset) {
 
 // Frees on the allocating thread count at once: after the join, stats()
 // is exact.
+// Second cold review of the remote-free batches: every sub-arena has a
+// budget, capped or not, and every SharedArena lost batching. Only a
+// capped one delivers each remote free at once.
+TEST(SharedArena, RemoteFreesAreBatchedUnlessCapped) {
+  for (std::size_t cap : {std::size_t{0}, 64 * kBlock}) {
+    arena::ArenaOptions options;
+    options.max_bytes = cap;
+    arena::SharedArena a(options);
+    void* p = a.Allocate(100);
+    std::size_t waiting = 0;
+    std::thread([&] {
+      a.Deallocate(p, 100);
+      waiting = arena::FlushRemoteFrees();  // what was still in its batches
+    }).join();
+    EXPECT_EQ(waiting, cap == 0 ? 1u : 0u) << "cap " << cap;
+  }
+}
+
 TEST(SharedArena, LocalFreesAreExactInStats) {
   arena::SharedArena shared;
   std::atomic<std::size_t> kept{0};

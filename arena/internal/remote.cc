@@ -44,8 +44,8 @@ void RemoteInbox::EndGeneration() noexcept {
   // generation and leave at once.
   // Past a while, sleep rather than yield: a yield does not let a
   // lower-priority delivering thread run on this CPU (real-time policies).
-  for (int spins = 0; delivering.load(std::memory_order_seq_cst) != 0;
-       ++spins) {
+  for (int spins = 0; delivering.load(std::memory_order_seq_cst) != 0;) {
+    if (spins < 1024) ++spins;
     if (spins < 64) continue;
     if (spins < 1024) {
       std::this_thread::yield();

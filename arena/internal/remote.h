@@ -56,9 +56,10 @@ struct alignas(64) RemoteInbox {
   // that may start a batch (kPending: "a batch of this generation may
   // exist", so that a Reset with no remote free since the last one does not
   // write this line). kDirect, for the life of one arena: its frees are
-  // delivered one by one, at once, never batched (an arena under a cap,
-  // whose owner may need a freed chunk to stay within it: it cannot pull
-  // frees out of other threads' batches).
+  // delivered one by one, at once, never batched (an arena under a cap:
+  // its own max_bytes, a capped SharedArena's, or the process's
+  // max_total_bytes; its owner may need a freed chunk to stay within it,
+  // and it cannot pull frees out of other threads' batches).
   std::atomic<std::uint64_t> epoch{0};
   RemoteInbox* next_free = nullptr;  // Runtime's pool (its registry mutex)
 

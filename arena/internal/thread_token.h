@@ -21,7 +21,7 @@
 // it until its first slow path claims the arena. That is a hand-over (the
 // exited thread cannot use the arena any more), and it is safe: the
 // arena's owner id is still the exited thread's, so no live thread takes the
-// owner-only local free path until the claim (frees go to the remote stack).
+// owner-only local free path until the claim (frees go to a remote batch).
 #ifndef ARENA_INTERNAL_THREAD_TOKEN_H_
 #define ARENA_INTERNAL_THREAD_TOKEN_H_
 
