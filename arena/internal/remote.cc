@@ -96,11 +96,5 @@ std::size_t RemoteBatches::DeliverAll() noexcept {
   return delivered;
 }
 
-std::size_t RemoteBatches::waiting() const noexcept {
-  std::size_t n = 0;
-  for (const Batch& b : slots_) n += b.count;
-  return n;
-}
-
 }  // namespace internal
 }  // namespace arena

@@ -160,9 +160,6 @@ class RemoteBatches {
   // Returns the chunks delivered (dropped ones not counted).
   std::size_t DeliverAll() noexcept;
 
-  // Chunks waiting in this thread's batches.
-  std::size_t waiting() const noexcept;
-
  private:
   Batch slots_[kSlots];
 };
