@@ -293,19 +293,25 @@ void Arena::DrainRemote(std::size_t need) noexcept {
     // write intent now gets it exclusive in one transfer, overlapped with
     // this chunk's work. (A prefetch of nullptr is harmless.)
     __builtin_prefetch(next, 1);
-    const std::size_t bytes = list->bytes;
-    freed += bytes;
+    const std::uint64_t word = list->bytes;
     ++count;
     auto* block = reinterpret_cast<BlockHeader*>(
         reinterpret_cast<std::uintptr_t>(list) & block_mask_);
     char* chunk = reinterpret_cast<char*>(list);
     if (ABSL_PREDICT_FALSE(block->kind == BlockKind::kLarge)) {
-      // Ends the run: a run's chunks must be consecutive in the list (PushRun
-      // walks `count` links from `first`), and this one is not a chunk.
+      // Delivered alone, its bytes whole. Ends the run: a run's chunks must
+      // be consecutive in the list (PushRun walks `count` links from
+      // `first`), and this one is not a chunk.
+      freed += word;
       finish();
       run = Run{};
       DeallocateLarge(block);
     } else {
+      // The chunk kSkipAhead links on (remote.h, SkipHint), asked for now
+      // so that its miss overlaps this walk's next ones.
+      __builtin_prefetch(internal::SkipTarget(list, word), 1);
+      const std::size_t bytes = internal::BatchedBytes(word);
+      freed += bytes;
       const std::size_t size = ChunkSize(bytes);
       if (chunk + size == run.lo) {
         run.lo = chunk;
@@ -356,7 +362,8 @@ void Arena::PushRun(const Run& run) noexcept {
   FreeChunk* c = run.first;
   for (std::size_t n = run.count; n > 0; --n) {
     FreeChunk* next = c->next;
-    PushFree(reinterpret_cast<char*>(c), ChunkSize(c->bytes));
+    PushFree(reinterpret_cast<char*>(c),
+             ChunkSize(internal::BatchedBytes(c->bytes)));
     c = next;
   }
 }

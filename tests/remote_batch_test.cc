@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 
 #include "arena/arena.h"
+#include "arena/internal/remote.h"
 #include "tests/test_util.h"
 
 namespace {
@@ -280,3 +281,65 @@ TEST(RemoteBatch, DeliveriesRacingWithResetNeverTouchTheNextRequest) {
 }
 
 }  // namespace
+
+// The read-ahead hint (remote.h, SkipHint): the owner's drain prefetches
+// the chunk kSkipAhead links on; a wrong hint would only cost time, so
+// these check the encoding directly.
+TEST(RemoteBatch, SkipHintEncodesTheDistanceOrNothing) {
+  using arena::internal::BatchedBytes;
+  using arena::internal::FreeChunk;
+  using arena::internal::SkipHint;
+  using arena::internal::SkipTarget;
+  alignas(16) static char buffer[4096];
+  auto* chunk = reinterpret_cast<FreeChunk*>(buffer + 1024);
+  for (std::ptrdiff_t d : {-1024, -16, 16, 2048}) {
+    const auto* ahead = reinterpret_cast<const FreeChunk*>(buffer + 1024 + d);
+    const std::uint64_t word = 300 | SkipHint(chunk, ahead);
+    EXPECT_EQ(BatchedBytes(word), 300u);
+    EXPECT_EQ(SkipTarget(chunk, word), reinterpret_cast<const char*>(ahead)) << d;
+  }
+  // No chunk ahead, or one beyond 32 bits of grains (32 GiB): no hint.
+  EXPECT_EQ(SkipHint(chunk, nullptr), 0u);
+  const auto base = reinterpret_cast<std::uintptr_t>(chunk);
+  const auto* far = reinterpret_cast<const FreeChunk*>(base + (std::uintptr_t{1} << 36));
+  const auto* near = reinterpret_cast<const FreeChunk*>(base + ((std::uintptr_t{1} << 35) - 16));
+  EXPECT_EQ(SkipHint(chunk, far), 0u);
+  EXPECT_NE(SkipHint(chunk, near), 0u);
+  EXPECT_EQ(SkipTarget(chunk, SkipHint(chunk, near)), reinterpret_cast<const char*>(near));
+  EXPECT_EQ(SkipTarget(chunk, 300), nullptr);
+}
+
+TEST(RemoteBatch, DeliveredChunksCarryTheirBytesAndTheChunkAhead) {
+  using arena::internal::FreeChunk;
+  using arena::internal::RemoteBatches;
+  using arena::internal::RemoteInbox;
+  using arena::internal::kSkipAhead;
+  auto inbox = std::make_unique<RemoteInbox>();
+  auto batches = std::make_unique<RemoteBatches>();
+  alignas(16) static char buffer[kBatch * 512];
+  std::vector<FreeChunk*> added;
+  for (std::uint32_t i = 0; i < kBatch; ++i) {
+    // Out of address order, sizes 16 to 511 bytes, as a remote free writes them.
+    auto* c = reinterpret_cast<FreeChunk*>(buffer + ((i * 7) % kBatch) * 512);
+    const std::size_t bytes = 16 + (i * 37) % 496;
+    c->bytes = bytes;
+    batches->Add(inbox.get(), inbox->epoch.load(), c, (bytes + 15) & ~std::size_t{15});
+    added.push_back(c);
+  }
+  // The 32nd chunk filled the batch: delivered, newest first.
+  FreeChunk* list = inbox->Take();
+  ASSERT_NE(list, nullptr);
+  std::vector<FreeChunk*> seen;
+  for (FreeChunk* c = list; c != nullptr; c = c->next) seen.push_back(c);
+  ASSERT_EQ(seen.size(), kBatch);
+  for (std::uint32_t pos = 0; pos < kBatch; ++pos) {
+    const std::uint32_t i = kBatch - 1 - pos;  // the order it was added in
+    ASSERT_EQ(seen[pos], added[i]);
+    EXPECT_EQ(arena::internal::BatchedBytes(seen[pos]->bytes), 16 + (i * 37) % 496);
+    const char* expected = pos + kSkipAhead < kBatch
+                               ? reinterpret_cast<const char*>(seen[pos + kSkipAhead])
+                               : nullptr;
+    EXPECT_EQ(arena::internal::SkipTarget(seen[pos], seen[pos]->bytes), expected)
+        << "chunk " << pos << " of the delivered list";
+  }
+}

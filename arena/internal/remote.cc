@@ -75,6 +75,7 @@ void RemoteBatches::Start(Batch& b, RemoteInbox* inbox, std::uint64_t epoch,
   b.inbox = inbox;
   b.epoch = epoch;
   b.first = b.last = chunk;
+  b.ahead[0] = chunk;
   b.count = 1;
   b.bytes = size;
   if (size >= kMaxBytes) Deliver(b);
