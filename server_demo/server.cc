@@ -98,6 +98,9 @@ absl::Status Server::Start() {
   }
   port_ = port;
   for (auto& w : workers_) shared_->workers.push_back(w.get());
+  // The first RSS sample before the first request: /stats and /metrics
+  // never report 0 for a figure they have not sampled yet.
+  rss_now_.store(ReadRssBytes(&shared_->descriptor_mu), std::memory_order_relaxed);
   for (auto& w : workers_) w->StartThread();
   sampler_ = std::thread([this] { SampleLoop(); });
   return absl::OkStatus();
