@@ -289,6 +289,21 @@ def main():
         out.append("\nns per allocation for arena and floor at 1 thread: " + ", ".join(
             f"{k[1]}: arena {1e9 / micro[k][1][ARENA][0]:.2f}, floor {1e9 / micro[k][1][FLOOR][0]:.2f}"
             for k in args_sorted if ARENA in micro[k].get(1, {}) and FLOOR in micro[k].get(1, {})) + "\n")
+        # Issue 11's bare-row figure: arena time / floor time, untouched rows.
+        bare = [k for k in args_sorted if k[1].endswith("touch:0")]
+        threads = sorted({t for k in bare for t in micro[k]})
+        if bare and threads:
+            out.append("Bare rows (touch:0): arena time / floor time, same pass.\n")
+            out.append("| size | " + " | ".join(f"{t} thread{'s' if t > 1 else ''}" for t in threads) + " |")
+            out.append("|---|" + "---:|" * len(threads))
+            for k in bare:
+                row = []
+                for t in threads:
+                    cell = micro[k].get(t, {})
+                    row.append(fmt(cell[FLOOR][0] / cell[ARENA][0])
+                               if ARENA in cell and FLOOR in cell else "-")
+                out.append(f"| {k[1].split('/')[0].replace('size:', '')} B | " + " | ".join(row) + " |")
+            out.append("")
 
     # Fragmentation.
     frag_path = os.path.join(raw, "frag.jsonl")
