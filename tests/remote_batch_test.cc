@@ -299,7 +299,12 @@ TEST(RemoteBatch, SkipHintEncodesTheDistanceOrNothing) {
     EXPECT_EQ(SkipTarget(chunk, word), reinterpret_cast<const char*>(ahead)) << d;
   }
   // No chunk ahead, or one beyond 32 bits of grains (32 GiB): no hint.
+  // Also for a chunk within 32 GiB of address 0 (a FixedRegionPageSource
+  // over a low region): its distance to null fits (cold review; SkipTarget
+  // then made a null pointer out of the chunk's).
   EXPECT_EQ(SkipHint(chunk, nullptr), 0u);
+  const auto* low = reinterpret_cast<const FreeChunk*>(std::uintptr_t{0x40000000});
+  EXPECT_EQ(SkipHint(low, nullptr), 0u);
   const auto base = reinterpret_cast<std::uintptr_t>(chunk);
   const auto* far = reinterpret_cast<const FreeChunk*>(base + (std::uintptr_t{1} << 36));
   const auto* near = reinterpret_cast<const FreeChunk*>(base + ((std::uintptr_t{1} << 35) - 16));

@@ -59,8 +59,11 @@ inline constexpr std::uint32_t kSkipAhead = 4;
 inline constexpr int kBatchBytesBits = 32;
 
 inline std::uint64_t SkipHint(const FreeChunk* chunk, const FreeChunk* ahead) {
-  // Chunks are 16-aligned (every pointer handed out is); a null `ahead`
-  // (fewer than kSkipAhead chunks behind) is far out of range.
+  // Fewer than kSkipAhead chunks behind: no hint. (Not "out of range": an
+  // arena over a region below 32 GiB, a FixedRegionPageSource, is within
+  // 32 bits of grains of address 0; cold review.)
+  if (ahead == nullptr) return 0;
+  // Chunks are 16-aligned (every pointer handed out is).
   const std::int64_t grains = (reinterpret_cast<std::intptr_t>(ahead) -
                                reinterpret_cast<std::intptr_t>(chunk)) >> 4;
   return grains == static_cast<std::int32_t>(grains)
