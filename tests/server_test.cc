@@ -265,8 +265,6 @@ TEST_P(ServerTest, LoadGeneratorRunsWithoutErrors) {
   EXPECT_LE(r->p50_us, r->p99_us);
 }
 
-// Per-request figures recorded by the server, and the sampler's memory
-// figures, in /stats and /metrics (parsed back).
 // The RSS figure is sampled every 10 ms; a /stats served before the first
 // sample said rss_bytes 0 (seen in -c opt, where the test is that quick).
 TEST_P(ServerTest, MemoryFiguresAreSetFromTheStart) {
@@ -276,6 +274,8 @@ TEST_P(ServerTest, MemoryFiguresAreSetFromTheStart) {
   EXPECT_THAT(Get("/metrics").body, Not(HasSubstr("server_demo_rss_bytes 0\n")));
 }
 
+// Per-request figures recorded by the server, and the sampler's memory
+// figures, in /stats and /metrics (parsed back).
 TEST_P(ServerTest, RequestFootprintAndMemoryFigures) {
   const bool arena_mode = std::string(GetParam().allocator) == "arena";
   for (int i = 0; i < 20; ++i) Get("/json?items=200");
