@@ -7,11 +7,13 @@
 //
 // Workloads (names: <workload>/<peer>[/args]/threads:N):
 //   micro     batches of 256 allocations of one size (8 B to 16 KiB), with
-//             and without touching them, then free/Reset of everything
+//             and without touching them, then free/Reset of everything;
+//             args size, touch, phase (see "Code placement")
 //   request   64 allocations with sizes from a fixed-seed skewed table (most
 //             16-256 B, a tail to 16 KiB), three bytes written into each, a
 //             pmr vector and a pmr string built on the peer, then everything
-//             freed (or Reset); counters: bytes/request, depot ops/request
+//             freed (or Reset); arg phase; counters: bytes/request, depot
+//             ops/request
 //   xthread   producer/consumer (xmalloc-test shape): one thread allocates
 //             batches, the other frees them
 //   larson    server-style: threads replace random slots of a shared table,
@@ -74,15 +76,47 @@ template <class P>
 constexpr bool kIsArena = std::is_same_v<P, ArenaReset> || std::is_same_v<P, ArenaFresh> ||
                           std::is_same_v<P, ArenaDealloc>;
 
+// ---- code placement ----------------------------------------------------------
+
+// A loop of a few instructions per allocation (the floor's, the bare micro
+// rows') can run at a speed set by where it lies against the core's 64-byte
+// fetch lines: on the development machine (AMD Zen 5) the floor's micro loop
+// takes 77 or 128 ns per batch from the same source, depending on the build.
+// So the bare micro rows (touch:0) and the request rows are each compiled
+// kPhases times: the function aligned to 64 bytes, with phase x 16 bytes of
+// padding (run once, before the loop) in front of its loop, which puts the
+// loop at each of the four 16-byte offsets in a line. bench/summarize.py
+// reports the median over the phases and their range; the phase is an arg
+// of the row's name (phase:N), checked against the instantiation.
+constexpr int kPhases = 4;
+
+template <int kPhase>
+__attribute__((always_inline)) inline void PadCode() {
+#if defined(__x86_64__) || defined(__i386__)
+  asm volatile(".skip %c0, 0x90" ::"i"(kPhase * 16));  // 0x90: nop
+#endif
+}
+
+// False (and the row skipped with an error) if the phase arg does not
+// match the instantiation.
+template <int kPhase>
+bool PhaseMatches(benchmark::State& state, int arg) {
+  if (state.range(arg) == kPhase) return true;
+  state.SkipWithError("phase arg does not match the instantiation");
+  return false;
+}
+
 // ---- micro -----------------------------------------------------------------
 
-template <class P>
-void BM_Micro(benchmark::State& state) {
+template <class P, int kPhase>
+__attribute__((aligned(64))) void BM_Micro(benchmark::State& state) {
   const std::size_t size = state.range(0);
   const bool touch = state.range(1) != 0;
+  if (!PhaseMatches<kPhase>(state, 2)) return;
   constexpr int kBatch = 256;
   P peer;
   void* ptrs[kBatch];
+  PadCode<kPhase>();
   for (auto _ : state) {
     for (int i = 0; i < kBatch; ++i) {
       char* p = static_cast<char*>(peer.Alloc(size));
@@ -103,8 +137,9 @@ void BM_Micro(benchmark::State& state) {
 
 // ---- request ---------------------------------------------------------------
 
-template <class P>
-void BM_Request(benchmark::State& state) {
+template <class P, int kPhase>
+__attribute__((aligned(64))) void BM_Request(benchmark::State& state) {
+  if (!PhaseMatches<kPhase>(state, 0)) return;
   const Shapes& shapes = GetShapes();
   P peer;
   std::uint64_t ops_before = 0;
@@ -112,6 +147,7 @@ void BM_Request(benchmark::State& state) {
   unsigned shape = state.thread_index() * 7;
   std::uint64_t bytes = 0;
   void* ptrs[kRequestAllocs];
+  PadCode<kPhase>();
   for (auto _ : state) {
     const unsigned s = shape++ % kShapes;
     for (int i = 0; i < kRequestAllocs; ++i) {
@@ -301,16 +337,31 @@ std::string PeerName() {
 template <class P>
 void RegisterPeer(bool quick) {
   const std::string name = PeerName<P>();
-  auto* micro = benchmark::RegisterBenchmark(("micro/" + name).c_str(), BM_Micro<P>);
-  micro->ArgNames({"size", "touch"});
-  for (std::int64_t size : quick ? std::vector<std::int64_t>{16, 256, 4096}
-                                 : std::vector<std::int64_t>{8, 16, 64, 256, 1024, 4096, 16384}) {
-    for (std::int64_t touch : {0, 1}) micro->Args({size, touch});
+  // Every phase of the bare rows (touch:0); the touched rows at phase 0.
+  void (*const micro_phases[kPhases])(benchmark::State&) = {
+      BM_Micro<P, 0>, BM_Micro<P, 1>, BM_Micro<P, 2>, BM_Micro<P, 3>};
+  void (*const request_phases[kPhases])(benchmark::State&) = {
+      BM_Request<P, 0>, BM_Request<P, 1>, BM_Request<P, 2>, BM_Request<P, 3>};
+  const std::vector<std::int64_t> sizes =
+      quick ? std::vector<std::int64_t>{16, 256, 4096}
+            : std::vector<std::int64_t>{8, 16, 64, 256, 1024, 4096, 16384};
+  for (int phase = 0; phase < kPhases; ++phase) {
+    auto* micro = benchmark::RegisterBenchmark(("micro/" + name).c_str(), micro_phases[phase]);
+    micro->ArgNames({"size", "touch", "phase"});
+    for (std::int64_t size : sizes) {
+      for (std::int64_t touch : {0, 1}) {
+        if (touch == 0 || phase == 0) micro->Args({size, touch, phase});
+      }
+    }
+    micro->ThreadRange(1, MaxThreads())->UseRealTime();
   }
-  micro->ThreadRange(1, MaxThreads())->UseRealTime();
-  benchmark::RegisterBenchmark(("request/" + name).c_str(), BM_Request<P>)
-      ->ThreadRange(1, MaxThreads())
-      ->UseRealTime();
+  for (int phase = 0; phase < kPhases; ++phase) {
+    benchmark::RegisterBenchmark(("request/" + name).c_str(), request_phases[phase])
+        ->ArgName("phase")
+        ->Arg(phase)
+        ->ThreadRange(1, MaxThreads())
+        ->UseRealTime();
+  }
   if constexpr (P::kThreadSafeFree) {
     benchmark::RegisterBenchmark(("xthread/" + name).c_str(), BM_ProducerConsumer<P>)
         ->Threads(2)
@@ -352,6 +403,8 @@ int main(int argc, char** argv) {
   RegisterPeer<NewDelete>(quick);
   if (peers == "all") {
     RegisterPeer<Floor>(quick);
+    RegisterPeer<FloorPlus<false>>(quick);
+    RegisterPeer<FloorPlus<true>>(quick);
     RegisterPeer<ArenaReset>(quick);
     RegisterPeer<ArenaFresh>(quick);
     RegisterPeer<ArenaDealloc>(quick);

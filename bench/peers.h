@@ -82,6 +82,62 @@ struct Floor {
   PeerResource<Floor> resource_{this};
 };
 
+// Reference rows between the floor and the arena: the floor plus what a
+// request arena cannot drop. FloorCounted keeps an exact count of requested
+// bytes (the arena's live_bytes); FloorChecked also checks the bump against
+// its region's end (a bounded buffer needs it). Neither has an owner, blocks,
+// frees or statistics beyond that count.
+template <bool kChecked>
+struct FloorPlus {
+  static constexpr const char* kName = kChecked ? "floor_checked" : "floor_counted";
+  static constexpr bool kIndividualFree = false;
+  static constexpr bool kThreadSafeFree = false;
+  static constexpr bool kMallocFamily = false;
+  static constexpr std::size_t kBytes = 64 << 20;
+  FloorPlus()
+      : buffer_(static_cast<char*>(std::aligned_alloc(64, kBytes))), cursor_(buffer_),
+        limit_(buffer_ + kBytes) {
+    for (std::size_t i = 0; i < kBytes; i += 4096) buffer_[i] = 0;
+  }
+  ~FloorPlus() { std::free(buffer_); }
+  FloorPlus(const FloorPlus&) = delete;
+  FloorPlus& operator=(const FloorPlus&) = delete;
+  void* Alloc(std::size_t n) {
+    char* p = cursor_;
+    if constexpr (kChecked) {
+      if (__builtin_expect(n - 1 >= static_cast<std::size_t>(limit_ - p), 0)) {
+        return Overflow(n);
+      }
+    }
+    cursor_ = p + ((n + 15) & ~std::size_t{15});
+    live_ += n;
+    return p;
+  }
+  void Free(void*, std::size_t) {}
+  void EndRequest() {
+    cursor_ = buffer_;
+    live_ = 0;
+  }
+  std::pmr::memory_resource* resource() { return &resource_; }
+
+  // Out of line, as a real slow path is: rewinds (the buffer never fills in
+  // these workloads; n == 0 gets the 16 bytes a real allocator would give).
+  __attribute__((noinline)) void* Overflow(std::size_t n) {
+    if (n > kBytes / 2) throw std::bad_alloc();
+    cursor_ = buffer_;
+    char* p = cursor_;
+    cursor_ = p + ((n + 15 + (n == 0 ? 1 : 0)) & ~std::size_t{15});
+    live_ += n;
+    return p;
+  }
+
+  char* buffer_;
+  char* cursor_;
+  char* limit_;
+  std::size_t live_ = 0;
+  PeerResource<FloorPlus> resource_{this};
+};
+
 struct Malloc {
   static constexpr const char* kName = "malloc";
   static constexpr bool kIndividualFree = true;

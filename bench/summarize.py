@@ -18,8 +18,12 @@ FLOOR = "floor"
 
 
 def load_benchmarks(raw):
-    # data[(workload, args)][threads][peer] = (items_per_second, counters)
-    data = defaultdict(lambda: defaultdict(dict))
+    """data[(workload, args)][threads][peer] = (items_per_second, counters).
+
+    A row measured at several code placements (peer_bench's phase:N arg) is
+    one entry: the median over its phases, with every phase's figure in
+    counters["phase_ips"]."""
+    phased = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     for lib in ("glibc", "jemalloc", "tcmalloc", "mimalloc"):
         path = os.path.join(raw, lib + ".json")
         if not os.path.exists(path):
@@ -34,9 +38,29 @@ def load_benchmarks(raw):
             if not m:
                 m = re.match(r"([^/]+)/([^/]+)(.*)/threads:(\d+)$", name)
             workload, peer, args, threads = m.group(1), m.group(2), m.group(3).strip("/"), int(m.group(4))
+            args = "/".join(a for a in args.split("/") if a and not a.startswith("phase:"))
             counters = {k: v for k, v in b.items() if k in ("bytes_per_request", "depot_ops_per_request")}
-            data[(workload, args)][threads][peer] = (b["items_per_second"], counters)
+            phased[(workload, args)][threads][peer].append((b["items_per_second"], counters))
+    data = defaultdict(lambda: defaultdict(dict))
+    for key, by_threads in phased.items():
+        for threads, by_peer in by_threads.items():
+            for peer, runs in by_peer.items():
+                ips = [r[0] for r in runs]
+                counters = dict(runs[0][1])
+                for k in counters:
+                    counters[k] = median([r[1][k] for r in runs])
+                counters["phase_ips"] = ips
+                data[key][threads][peer] = (median(ips), counters)
     return data
+
+
+def spread(threads, counters, per_item_scale=1e9):
+    """'a-b' ns over the phases of a row measured at several placements."""
+    ips = counters.get("phase_ips", [])
+    if len(ips) < 2:
+        return ""
+    ns = [threads * per_item_scale / x for x in ips]
+    return f"{min(ns):.1f}-{max(ns):.1f}"
 
 
 def fmt(x, digits=2):
@@ -53,10 +77,12 @@ def table_for(cell, threads, unit_name, per_item_scale=1e9):
         ns = threads * per_item_scale / ips
         vs_arena = fmt(arena_ips / ips) if arena_ips else "-"
         vs_floor = fmt(floor_ips / ips) if floor_ips else "-"
-        extra = ""
+        extra = []
+        if spread(threads, counters):
+            extra.append(f"placements {spread(threads, counters)} ns")
         if "depot_ops_per_request" in counters:
-            extra = f"depot ops/request {counters['depot_ops_per_request']:.4f}"
-        rows.append(f"| {peer} | {ns:.1f} | {vs_arena} | {vs_floor} | {extra} |")
+            extra.append(f"depot ops/request {counters['depot_ops_per_request']:.4f}")
+        rows.append(f"| {peer} | {ns:.1f} | {vs_arena} | {vs_floor} | {'; '.join(extra)} |")
     head = (f"| peer | ns per {unit_name} (per thread) | peer time / {ref} time | time / floor time | |\n"
             "|---|---:|---:|---:|---|")
     return head + "\n" + "\n".join(rows)
@@ -243,6 +269,16 @@ def main():
                "over a hot buffer (the physical limit of the workload). `glibc`, `jemalloc`, "
                "`tcmalloc`, `mimalloc` are malloc/free (the `_new` rows new/delete), the last "
                "three loaded with LD_PRELOAD.\n")
+    out.append("**Code placement.** A loop of a few instructions per allocation can run at a "
+               "speed set by where it lies against the core's fetch lines (on the development "
+               "machine the floor's micro loop takes 77 or 128 ns per batch from one source). "
+               "The request rows and the bare micro rows (touch:0) are therefore each measured "
+               "at four placements of their loop (`peer_bench`'s `phase` arg: 0, 16, 32 and 48 "
+               "bytes into a 64-byte line); their figure is the median over the four, and "
+               "\"placements\" gives the range. **floor_counted** is the floor plus an exact "
+               "count of requested bytes, **floor_checked** that plus a check of the bump "
+               "against its buffer's end: the least an allocator that keeps `live_bytes` "
+               "exact and stays in bounds does per allocation.\n")
 
     sections = [
         ("request", "", "request",
@@ -289,20 +325,30 @@ def main():
         out.append("\nns per allocation for arena and floor at 1 thread: " + ", ".join(
             f"{k[1]}: arena {1e9 / micro[k][1][ARENA][0]:.2f}, floor {1e9 / micro[k][1][FLOOR][0]:.2f}"
             for k in args_sorted if ARENA in micro[k].get(1, {}) and FLOOR in micro[k].get(1, {})) + "\n")
-        # Issue 11's bare-row figure: arena time / floor time, untouched rows.
+        # Issue 11's bare-row figure: arena time / floor time, untouched rows,
+        # next to the reference rows' (see the code placement paragraph).
         bare = [k for k in args_sorted if k[1].endswith("touch:0")]
         threads = sorted({t for k in bare for t in micro[k]})
+        refs = [p for p in ("floor_counted", "floor_checked", ARENA)]
         if bare and threads:
-            out.append("Bare rows (touch:0): arena time / floor time, same pass.\n")
-            out.append("| size | " + " | ".join(f"{t} thread{'s' if t > 1 else ''}" for t in threads) + " |")
-            out.append("|---|" + "---:|" * len(threads))
+            out.append("Bare rows (touch:0): time / floor time, same pass, each the median "
+                       "over four code placements; floor ns per allocation with its range "
+                       "over the placements.\n")
+            out.append("| size | threads | floor ns (placements) | " +
+                       " | ".join(refs) + " | arena / floor_checked |")
+            out.append("|---|---:|---:|" + "---:|" * (len(refs) + 1))
             for k in bare:
-                row = []
                 for t in threads:
                     cell = micro[k].get(t, {})
-                    row.append(fmt(cell[FLOOR][0] / cell[ARENA][0])
-                               if ARENA in cell and FLOOR in cell else "-")
-                out.append(f"| {k[1].split('/')[0].replace('size:', '')} B | " + " | ".join(row) + " |")
+                    if FLOOR not in cell:
+                        continue
+                    floor_ips, floor_counters = cell[FLOOR]
+                    row = [f"{t / floor_ips * 1e9:.2f} ({spread(t, floor_counters) or '-'})"]
+                    row += [fmt(floor_ips / cell[p][0]) if p in cell else "-" for p in refs]
+                    row.append(fmt(cell["floor_checked"][0] / cell[ARENA][0])
+                               if ARENA in cell and "floor_checked" in cell else "-")
+                    out.append(f"| {k[1].split('/')[0].replace('size:', '')} B | {t} | " +
+                               " | ".join(row) + " |")
             out.append("")
 
     # Fragmentation.

@@ -6,7 +6,8 @@ and the median of the per-process ratio to the floor (each process measures
 its own floor, so layout and frequency effects common to one process
 cancel). Two kinds of binary are understood, by their output:
 
-  peer_bench      request rows (request/<peer>/real_time/threads:N)
+  peer_bench      request rows (request/<peer>/phase:P/real_time/threads:N;
+                  per process, the median over the code placements P)
   fastpath_bench  BM_Arena<touch>/<size> against BM_Floor<touch>/<size>
 
   tools/ab_bench.py --rounds 10 before/peer_bench after/peer_bench
@@ -23,7 +24,7 @@ import re
 import statistics
 import subprocess
 
-REQUEST = re.compile(r"request/(\w+)/real_time/threads:(\d+)_median\s+([\d.]+)")
+REQUEST = re.compile(r"request/(\w+)/(?:phase:\d+/)?real_time/threads:(\d+)_median\s+([\d.]+)")
 FASTPATH = re.compile(r"BM_(Floor|Arena)<(true|false)>/(\d+)_median\s+([\d.]+)")
 
 
@@ -36,9 +37,12 @@ def run(binary, min_time):
         args = [binary, "--peers=all", "--quick",
                 "--benchmark_filter=^request/(floor|arena|arena_fresh)/"] + common
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
-    rows = {}  # row -> (time, floor time)
+    rows = {}  # row -> time
+    phases = collections.defaultdict(list)
     for m in REQUEST.finditer(out):
-        rows[(m.group(1), "threads:" + m.group(2))] = float(m.group(3))
+        phases[(m.group(1), "threads:" + m.group(2))].append(float(m.group(3)))
+    for row, ts in phases.items():
+        rows[row] = statistics.median(ts)
     for m in FASTPATH.finditer(out):
         rows[(m.group(1), f"touch:{m.group(2)} size:{m.group(3)}")] = float(m.group(4))
     result = {}
