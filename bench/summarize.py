@@ -54,13 +54,13 @@ def load_benchmarks(raw):
     return data
 
 
-def spread(threads, counters, per_item_scale=1e9):
-    """'a-b' ns over the phases of a row measured at several placements."""
+def spread(threads, counters, digits=1):
+    """'a-b' ns per item over the phases of a row measured at several placements."""
     ips = counters.get("phase_ips", [])
     if len(ips) < 2:
         return ""
-    ns = [threads * per_item_scale / x for x in ips]
-    return f"{min(ns):.1f}-{max(ns):.1f}"
+    ns = [threads * 1e9 / x for x in ips]
+    return f"{min(ns):.{digits}f}-{max(ns):.{digits}f}"
 
 
 def fmt(x, digits=2):
@@ -343,7 +343,7 @@ def main():
                     if FLOOR not in cell:
                         continue
                     floor_ips, floor_counters = cell[FLOOR]
-                    row = [f"{t / floor_ips * 1e9:.2f} ({spread(t, floor_counters) or '-'})"]
+                    row = [f"{t / floor_ips * 1e9:.2f} ({spread(t, floor_counters, 2) or '-'})"]
                     row += [fmt(floor_ips / cell[p][0]) if p in cell else "-" for p in refs]
                     row.append(fmt(cell["floor_checked"][0] / cell[ARENA][0])
                                if ARENA in cell and "floor_checked" in cell else "-")
