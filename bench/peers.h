@@ -83,10 +83,11 @@ struct Floor {
 };
 
 // Reference rows between the floor and the arena: the floor plus what a
-// request arena cannot drop. FloorCounted keeps an exact count of requested
-// bytes (the arena's live_bytes); FloorChecked also checks the bump against
-// its region's end (a bounded buffer needs it). Neither has an owner, blocks,
-// frees or statistics beyond that count.
+// request arena cannot drop. floor_counted (FloorPlus<false>) keeps an exact
+// count of requested bytes (the arena's live_bytes); floor_checked
+// (FloorPlus<true>) also checks the bump against its buffer's end (a bounded
+// buffer needs it). Neither has an owner, blocks, frees or statistics
+// beyond that count.
 template <bool kChecked>
 struct FloorPlus {
   static constexpr const char* kName = kChecked ? "floor_checked" : "floor_counted";

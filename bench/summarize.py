@@ -329,7 +329,7 @@ def main():
         # next to the reference rows' (see the code placement paragraph).
         bare = [k for k in args_sorted if k[1].endswith("touch:0")]
         threads = sorted({t for k in bare for t in micro[k]})
-        refs = [p for p in ("floor_counted", "floor_checked", ARENA)]
+        refs = ["floor_counted", "floor_checked", ARENA]
         if bare and threads:
             out.append("Bare rows (touch:0): time / floor time, same pass, each the median "
                        "over four code placements; floor ns per allocation with its range "
