@@ -222,6 +222,30 @@ TEST_F(DepotTest, ThreadCacheHysteresis) {
   EXPECT_TRUE(depot.CheckInvariantForTesting());
 }
 
+// Put with the list's tail (Arena::ReleaseAll's way, no walk over the
+// headers) links the whole list above what the cache held.
+TEST_F(DepotTest, ThreadCachePutWithTailKeepsEveryBlock) {
+  Depot depot(&source_, DepotOptions{kBlock, 2, 1 << 30});
+  {
+    ThreadCache cache(&depot, /*capacity=*/16);
+    std::vector<BlockHeader*> got;
+    for (int i = 0; i < 6; ++i) got.push_back(cache.Get());
+    cache.Put(got[0], 1);
+    // got[1] -> got[2] -> got[3] -> got[4], given with its tail.
+    for (int i = 1; i < 4; ++i) got[i]->next.store(got[i + 1], std::memory_order_relaxed);
+    got[4]->next.store(nullptr, std::memory_order_relaxed);
+    cache.Put(got[1], got[4], 4);
+    EXPECT_EQ(cache.blocks(), 5u);
+    // Taken back newest list first, then the block below it.
+    for (int i = 1; i <= 4; ++i) EXPECT_EQ(cache.Get(), got[i]);
+    EXPECT_EQ(cache.Get(), got[0]);
+    EXPECT_EQ(cache.blocks(), 0u);
+    for (BlockHeader* b : got) cache.Put(b, 1);
+    EXPECT_EQ(cache.Flush(0), 6u);
+  }
+  EXPECT_TRUE(depot.CheckInvariantForTesting());
+}
+
 TEST_F(DepotTest, ThreadCacheReportsExhaustion) {
   arena::testing::FaultInjectingPageSource failing(&source_);
   Depot depot(&failing, DepotOptions{kBlock, 2, 1 << 30});
