@@ -352,10 +352,6 @@ class Arena {
   // internal::RetainAccount), from whichever thread.
   void ReturnRetainCredit() noexcept;
   void DropRetained() noexcept;  // an unused kept block back to the cache
-  // Holds a credit with no kept block (see retained_by_).
-  bool CarriesCredit() const noexcept {
-    return retained_account_ != nullptr && retained_ == nullptr;
-  }
   bool RetainedInUse() const noexcept {
     return retained_ != nullptr && cursor_ != RetainedStart();
   }
@@ -392,11 +388,6 @@ class Arena {
   internal::BlockHeader* retained_ = nullptr;
   // The thread whose Reset kept retained_ (Reset rewinds the block in place
   // only there), and the account and generation of the credit it spent.
-  // Set while retained_ is, and also while the arena carries that credit
-  // (CarriesCredit): retained_ was adopted into use on the thread that kept
-  // it, and that thread's next Reset spends the credit again. Each credit
-  // is thus held by one kept block or one arena in use since it kept one,
-  // never both: credit + credits held <= kMaxCredit per generation.
   std::uint64_t retained_by_ = internal::kNoThread;
   internal::RetainAccount* retained_account_ = nullptr;
   std::uint64_t retained_generation_ = 0;

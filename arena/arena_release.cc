@@ -36,12 +36,9 @@ using internal::UnpoisonMemory;
 // something was, the next slow path, Publish, Reset or destruction adopts it
 // into blocks_ (AdoptRetained; stats() counts it as adopted). Keeping a
 // block spends one of the thread's kMaxCredit credits (RetainAccount, in
-// runtime.h), given back when the block is taken back on another thread,
-// by destruction, or by a Reset that keeps no block; a request that
-// outgrows the block on the keeping thread carries the credit to its next
-// Reset there, which spends it again. So idle arenas (10000 keep-alive
-// connections) cannot pin more than that many blocks per live thread;
-// destruction gives the block back.
+// runtime.h), given back when the block is taken back on any thread, so
+// idle arenas (10000 keep-alive connections) cannot pin more than that many
+// blocks per live thread; destruction gives the block back.
 
 // Inlined into ReleaseAll, which is inlined into Reset and ~Arena: every
 // request ends here, and a destructor lets the compiler drop the resets.
@@ -160,8 +157,9 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Arena::ReleaseAll(bool keep_one) noexce
   AdoptRetained();
   RecordFootprint(local);
   // Blocks go back as one list: O(blocks), one visit to each header (the
-  // headers share a cache set: every visit may miss), so the list's tail
-  // (the first block given back) goes with it and the cache need not walk.
+  // headers share a cache set, block_size apart: a visit often misses), so
+  // the list's tail (the first block given back) goes with it and the
+  // thread cache need not walk the list again.
   BlockHeader* head = nullptr;
   BlockHeader* tail = nullptr;
   std::size_t count = 0;
@@ -184,26 +182,13 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Arena::ReleaseAll(bool keep_one) noexce
   std::size_t seen = 0;
   // Reset: keep the current block for the next request (see retained_), if
   // this thread has credit left.
-  // A credit this arena carries (its kept block was adopted on the thread
-  // that kept it; see AdoptRetainedSlow) is spent again when this is that
-  // thread and a block is kept; otherwise it goes back to its account.
-  bool keep = keep_one && blocks != nullptr && retained_ == nullptr &&
-              budget_ == nullptr && local != nullptr && local->retain != nullptr;
-  if (CarriesCredit() &&
-      !(keep && retained_account_ == local->retain &&
-        retained_by_ == internal::ThreadIdIfAssigned())) {
-    ReturnRetainCredit();
-  }
-  if (keep && !CarriesCredit()) {
-    std::uint64_t generation = 0;
-    keep = local->retain->Take(&generation);
-    if (keep) {
-      retained_account_ = local->retain;
-      retained_generation_ = generation;
-      retained_by_ = internal::ThreadId();
-    }
-  }
-  if (keep) {
+  std::uint64_t generation = 0;
+  if (keep_one && blocks != nullptr && retained_ == nullptr &&
+      budget_ == nullptr && local != nullptr && local->retain != nullptr &&
+      local->retain->Take(&generation)) {
+    retained_account_ = local->retain;
+    retained_generation_ = generation;
+    retained_by_ = internal::ThreadId();
     retained_ = blocks;
     blocks = blocks->next.load(std::memory_order_relaxed);
     retained_->next.store(nullptr, std::memory_order_relaxed);
@@ -329,12 +314,7 @@ void Arena::AdoptRetainedSlow() noexcept {
   retained_ = nullptr;
   ++small_blocks_;
   block_bytes_ += block_size_;
-  // On the thread that kept the block, the arena carries the credit into
-  // the request (CarriesCredit) and its next Reset there spends it again:
-  // a request that outgrows its kept block then costs no compare-and-swap
-  // on the account at either end. On any other thread (a request resumed
-  // elsewhere) it goes back now, so the keeping thread is not left short.
-  if (retained_by_ != internal::ThreadIdIfAssigned()) ReturnRetainCredit();
+  ReturnRetainCredit();
 }
 
 void Arena::DropRetained() noexcept {

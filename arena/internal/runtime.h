@@ -60,12 +60,8 @@ using CounterField = std::atomic<std::int64_t> ThreadCounters::*;
 // gives it back (an arena handed to another thread included) gives the
 // credit back to that account (Give), unless the account's thread has left
 // since: Runtime::Unregister starts a new generation with full credit, and
-// credits of the old one lapse. One exception saves two compare-and-swaps
-// per request that outgrows its kept block: taken back into use on the
-// keeping thread, the credit stays with the arena (Arena::CarriesCredit)
-// and that thread's next Reset of it spends it again (or gives it back).
-// Invariant: per generation, credit + blocks kept with its credits +
-// credits carried <= kMaxCredit. Accounts are never freed (a giving
+// credits of the old one lapse. Invariant: per generation, credit + blocks
+// kept with its credits <= kMaxCredit. Accounts are never freed (a giving
 // thread may hold one whose thread left): the runtime recycles them for
 // new threads. One word, generation << kCreditBits | credit (61 bits of
 // generation: no wrap in the life of a process), on a line of its own

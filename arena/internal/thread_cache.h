@@ -55,8 +55,9 @@ class ThreadCache {
     }
     Put(head, tail, count);
   }
-  // The same, given the list's last block: no walk over the headers (they
-  // all sit in one cache set, block_size apart; see Arena::ReleaseAll).
+  // The same, given the list's last block: no walk over the list (its
+  // headers share a cache set, block_size apart; see Arena::ReleaseAll).
+  // Overflow, when the cache goes past capacity, still walks what it keeps.
   void Put(BlockHeader* head, BlockHeader* tail, std::size_t count) {
     tail->next.store(top_, std::memory_order_relaxed);
     top_ = head;
