@@ -18,6 +18,8 @@
 //             batches, the other frees them
 //   larson    server-style: threads replace random slots of a shared table,
 //             freeing objects other threads allocated
+//   cross_core  not an allocator: one cache line passed between two threads,
+//             run first and last in every process (the machine's mode)
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -255,6 +257,52 @@ void BM_ProducerConsumer(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * Batch::kObjects);
 }
 
+// ---- cross_core: the machine's cross-core latency ------------------------------
+
+// Not an allocator row: two threads pass a token back and forth through one
+// cache line, and a row's time per iteration is one round trip (the line
+// crosses between the cores twice). On a small VM the two-thread rows move
+// between a fast and a slow mode with the host's placement of the vCPUs
+// (slow: cross-core transfers several times dearer), so main() runs this row
+// first and last in every process; summarize.py uses the two figures to tell
+// which processes of a paired round ran in the same mode (bench/run).
+alignas(64) std::atomic<std::uint64_t> g_cross_core_token{0};
+
+// Thread `me` (0 or 1) waits for its turn n and passes the token on:
+// thread 0 moves it from 2n to 2n+1, thread 1 from 2n+1 to 2n+2.
+inline void PassToken(std::atomic<std::uint64_t>& token, std::uint64_t me, std::uint64_t n) {
+  const std::uint64_t mine = 2 * n + me;
+  for (int spins = 0; token.load(std::memory_order_acquire) != mine;) {
+    // A pass takes well under 1000 spins; yield only when the other thread
+    // is not running (fewer cores than threads).
+    if (++spins == 1 << 14) {
+      spins = 0;
+      std::this_thread::yield();
+    }
+  }
+  token.store(mine + 1, std::memory_order_release);
+}
+
+void BM_CrossCore(benchmark::State& state) {
+  constexpr std::uint64_t kWarmUp = 20000;
+  const auto me = static_cast<std::uint64_t>(state.thread_index());
+  // Each run of the row (Google Benchmark's trial runs included) has new
+  // threads, started after the last run's were joined. Thread 1 only waits
+  // until thread 0's first pass, so thread 0 may reset the token here.
+  if (me == 0) g_cross_core_token.store(0, std::memory_order_relaxed);
+  // Untimed passes first: a process's first row otherwise also measures
+  // its threads settling on their cores.
+  for (std::uint64_t n = 0; n < kWarmUp; ++n) PassToken(g_cross_core_token, me, n);
+  std::uint64_t n = kWarmUp;
+  for (auto _ : state) PassToken(g_cross_core_token, me, n++);
+}
+
+void RegisterCrossCore(const char* which) {
+  benchmark::RegisterBenchmark((std::string("cross_core/") + which).c_str(), BM_CrossCore)
+      ->Threads(2)
+      ->UseRealTime();
+}
+
 // ---- larson: threads free what other threads allocated ---------------------
 
 constexpr int kLarsonSlots = 4096;
@@ -399,6 +447,8 @@ int main(int argc, char** argv) {
   }
   benchmark::AddCustomContext("loaded_malloc", LoadedMalloc());
   benchmark::AddCustomContext("peers", peers);
+  // Google Benchmark runs the rows in registration order.
+  RegisterCrossCore("first");
   RegisterPeer<Malloc>(quick);
   RegisterPeer<NewDelete>(quick);
   if (peers == "all") {
@@ -415,6 +465,7 @@ int main(int argc, char** argv) {
     RegisterPeer<TbbScalable>(quick);
     RegisterPeer<TbbMemoryPool>(quick);
   }
+  RegisterCrossCore("last");
   int n = static_cast<int>(args.size());
   benchmark::Initialize(&n, args.data());
   if (benchmark::ReportUnrecognizedArguments(n, args.data())) return 2;

@@ -15,6 +15,13 @@ from collections import defaultdict
 
 ARENA = "arena"
 FLOOR = "floor"
+# peer_bench's cross_core rows: one pass of a cache line between the two
+# cores, run first and last in every process (the machine's mode).
+PROBE = "cross_core"
+MALLOCS = ("glibc", "jemalloc", "tcmalloc", "mimalloc")
+# Probes above this (ns per pass) are never the fast mode (the development
+# machine's fast mode measures 25-45, its slow one 190-220).
+SLOW_NS = 100
 
 
 def load_benchmarks(raw):
@@ -38,6 +45,8 @@ def load_benchmarks(raw):
             if not m:
                 m = re.match(r"([^/]+)/([^/]+)(.*)/threads:(\d+)$", name)
             workload, peer, args, threads = m.group(1), m.group(2), m.group(3).strip("/"), int(m.group(4))
+            if workload == PROBE:
+                continue  # not an allocator row: load_probes
             args = "/".join(a for a in args.split("/") if a and not a.startswith("phase:"))
             counters = {k: v for k, v in b.items() if k in ("bytes_per_request", "depot_ops_per_request")}
             phased[(workload, args)][threads][peer].append((b["items_per_second"], counters))
@@ -105,10 +114,52 @@ def load_rounds(raw):
             if b.get("run_type") != "iteration":
                 continue
             mm = re.match(r"([^/]+)/([^/]+)/real_time/threads:(\d+)$", b["run_name"])
-            if mm:
+            if mm and mm.group(1) != PROBE:
                 threads = int(mm.group(3))
                 rounds[int(m.group(1))][mm.group(1)][mm.group(2)] = threads * 1e9 / b["items_per_second"]
     return rounds
+
+
+def load_probes(path):
+    """(first, last): the cross_core rows' ns of one peer_bench process (its
+    JSON: median aggregates, or single runs), or None without them."""
+    if not os.path.exists(path):
+        return None
+    scale = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
+    with open(path) as f:
+        doc = json.load(f)
+    got = {}
+    for b in doc["benchmarks"]:
+        if b.get("run_type") == "aggregate" and b.get("aggregate_name") != "median":
+            continue
+        m = re.match(PROBE + r"/(first|last)/real_time/threads:2$", b["run_name"])
+        if m:
+            got[m.group(1)] = b["real_time"] * scale[b["time_unit"]]
+    return (got["first"], got["last"]) if len(got) == 2 else None
+
+
+def classify(probes):
+    """Each process's mode from its two probes: the low mode when both lie
+    within 2.5x the run's lowest figure, the high mode when both lie above,
+    'mixed' when the mode changed while it ran. The modes are named 'fast'
+    and 'slow', or 'slow' and 'slower' when even the lowest figure is above
+    SLOW_NS (the run never saw the fast mode)."""
+    values = [v for p in probes.values() if p for v in p]
+    if not values:
+        return {}
+    limit = 2.5 * min(values)
+    low, high = ("slow", "slower") if min(values) > SLOW_NS else ("fast", "slow")
+    modes = {}
+    for key, p in probes.items():
+        if p is None:
+            modes[key] = None
+        elif max(p) <= limit:
+            modes[key] = low
+        elif min(p) > limit:
+            modes[key] = high
+        else:
+            modes[key] = "mixed"
+    return modes
 
 
 def median(xs):
@@ -117,11 +168,22 @@ def median(xs):
     return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
 
 
-def rounds_section(rounds):
-    """The two-thread cross-thread rows with ratios taken within each round."""
+def process_of(peer):
+    """The malloc whose peer_bench process measured `peer` (the in-process
+    peers run in the glibc one)."""
+    for lib in MALLOCS[1:]:
+        if peer in (lib, lib + "_new"):
+            return lib
+    return "glibc"
+
+
+def rounds_section(rounds, probes):
+    """The two-thread cross-thread rows with ratios taken within each round;
+    probes[r][malloc] = (first, last) cross_core ns of that round's process."""
     if not rounds:
         return []
     ref = "arena_dealloc"
+    modes = classify({(r, lib): p for r in probes for lib, p in probes[r].items()})
     out = ["## cross-thread rows, paired rounds (2 threads)\n",
            "On this 2-vCPU machine the two-thread figures move between a fast and a slow "
            "mode (cross-core transfers several times dearer) from one minute to the next, "
@@ -131,30 +193,65 @@ def rounds_section(rounds):
            "and the table gives their median and range over "
            f"{len(rounds)} rounds. **peer time / {ref} time**: above 1 means arena is "
            "faster.\n"]
+    if modes:
+        out.append("**Modes.** Every process runs peer_bench's `cross_core` row (ns for one pass "
+                   "of a cache line from one core to the other) first and last. A process ran in "
+                   "the run's low mode when both figures lie within 2.5x the run's lowest, in its "
+                   "high mode when both lie above, *mixed* when the mode changed while it ran. "
+                   f"The modes are called fast and slow (slow and slower if no figure is under "
+                   f"{SLOW_NS} ns). A peer's ratio in a round counts in a mode's column when its "
+                   "process and arena_dealloc's (the glibc one) both ran in that mode; only those "
+                   "ratios compare the allocators rather than the machine's modes.\n")
+        out.append("| round | " + " | ".join(f"{lib}: first / last ns, mode" for lib in MALLOCS) + " |")
+        out.append("|---:|" + "---|" * len(MALLOCS))
+        for r in sorted(probes):
+            cells = []
+            for lib in MALLOCS:
+                p = probes[r].get(lib)
+                cells.append(f"{p[0]:.0f} / {p[1]:.0f}, {modes[(r, lib)]}" if p else "-")
+            out.append(f"| {r} | " + " | ".join(cells) + " |")
+        out.append("")
     for workload in ("xthread", "larson"):
-        per_peer = defaultdict(list)  # peer -> [(ns, ratio to ref, ratio to floor)]
+        # peer -> [(ns, ratio to ref, ratio to floor, mode of the round's pair)]
+        per_peer = defaultdict(list)
         for r in sorted(rounds):
             cell = rounds[r].get(workload, {})
             if ref not in cell:
                 continue
             for peer, ns in cell.items():
                 floor = cell.get(FLOOR)
-                per_peer[peer].append((ns, ns / cell[ref], ns / floor if floor else None))
+                mine, theirs = modes.get((r, "glibc")), modes.get((r, process_of(peer)))
+                same = mine if mine == theirs and mine not in (None, "mixed") else None
+                per_peer[peer].append((ns, ns / cell[ref], ns / floor if floor else None, same))
         if not per_peer:
             continue
         out.append(f"### {workload}\n")
-        out.append(f"| peer | ns per object (per thread), median | peer time / {ref} time, median "
-                   "| min | max | time / floor time, median |")
-        out.append("|---|---:|---:|---:|---:|---:|")
+        head = (f"| peer | ns per object (per thread), median | peer time / {ref} time, median "
+                "| min | max | time / floor time, median |")
+        rule = "|---|---:|---:|---:|---:|---:|"
+        named = [m for m in ("fast", "slow", "slower") if m in modes.values()]
+        for mode in named:
+            head += f" {mode} rounds: n, median (min-max) |"
+            rule += "---:|"
+        out.append(head)
+        out.append(rule)
         rows = []
         for peer, xs in per_peer.items():
             ratios = [x[1] for x in xs]
             floors = [x[2] for x in xs if x[2] is not None]
-            rows.append((median(ratios), peer, median([x[0] for x in xs]), min(ratios),
-                         max(ratios), median(floors) if floors else None))
-        for ratio, peer, ns, lo, hi, fl in sorted(rows):
-            out.append(f"| {peer} | {ns:.1f} | {fmt(ratio)} | {fmt(lo)} | {fmt(hi)} | "
-                       f"{fmt(fl) if fl is not None else '-'} |")
+            row = (median(ratios), peer, median([x[0] for x in xs]), min(ratios),
+                   max(ratios), median(floors) if floors else None,
+                   [x for x in xs if x[3] is not None])
+            rows.append(row)
+        for ratio, peer, ns, lo, hi, fl, same in sorted(rows, key=lambda row: row[:2]):
+            line = (f"| {peer} | {ns:.1f} | {fmt(ratio)} | {fmt(lo)} | {fmt(hi)} | "
+                    f"{fmt(fl) if fl is not None else '-'} |")
+            if named:
+                for mode in named:
+                    sr = [x[1] for x in same if x[3] == mode]
+                    line += (f" {len(sr)}, {fmt(median(sr))} ({fmt(min(sr))}-{fmt(max(sr))}) |"
+                             if sr else " 0 |")
+            out.append(line)
         out.append("")
     return out
 
@@ -290,6 +387,8 @@ def main():
          "allocated. Peers that cannot free single objects (pmr monotonic, protobuf Arena, "
          "arena with Reset only) sit this one out."),
     ]
+    pass_probes = {lib: p for lib in MALLOCS
+                   if (p := load_probes(os.path.join(raw, lib + ".json")))}
     for workload, args, unit, text in sections:
         cells = data.get((workload, args))
         if not cells:
@@ -302,8 +401,20 @@ def main():
                 out.append("One pass, each malloc in its own process minutes apart: the two-thread "
                            "figures may come from different modes of this machine (the floor row "
                            "shows this pass's). Compare peers in the paired rounds below.\n")
+                if pass_probes:
+                    out.append("This pass's `cross_core` probes, first / last ns (see Modes below): " +
+                               ", ".join(f"{lib} {p[0]:.0f} / {p[1]:.0f}"
+                                         for lib, p in pass_probes.items()) + ".\n")
 
-    out.extend(rounds_section(load_rounds(raw)))
+    round_probes = defaultdict(dict)
+    rounds_dir = os.path.join(raw, "rounds")
+    if os.path.isdir(rounds_dir):
+        for name in sorted(os.listdir(rounds_dir)):
+            m = re.match(r"([a-z]+)_(\d+)\.json$", name)
+            p = load_probes(os.path.join(rounds_dir, name)) if m else None
+            if p:
+                round_probes[int(m.group(2))][m.group(1)] = p
+    out.extend(rounds_section(load_rounds(raw), round_probes))
 
     micro = {k: v for k, v in data.items() if k[0] == "micro"}
     if micro:
