@@ -15,8 +15,9 @@
 // thread at any time while the arena lives:
 //   - on the owner it pushes onto a per-size-class free list of the arena,
 //     reused by later allocations of that class;
-//   - on any other thread it links the chunk into that thread's batch for
-//     the arena; a batch goes to the arena's lock-free inbox (one CAS) once
+//   - on any other thread it notes the chunk in that thread's batch for
+//     the arena (an array outside the arena's memory: nothing is written
+//     into the chunk); a batch goes to the arena's lock-free inbox (one CAS) once
 //     it holds 32 chunks or 16 KiB, at once for a large mapping, when
 //     another arena's batch needs its slot (16 per thread), and when the
 //     thread calls FlushRemoteFrees, OnThreadIdle or Trim, or exits. The
@@ -288,7 +289,7 @@ class Arena {
   ABSL_ATTRIBUTE_NOINLINE void DeallocateRemote(
       void* p, std::size_t bytes, internal::BlockHeader* block) noexcept;
   ABSL_ATTRIBUTE_NOINLINE void DeallocateRemoteSlow(
-      FreeChunk* chunk, std::size_t size, internal::BlockHeader* block) noexcept;
+      char* chunk, std::size_t bytes, internal::BlockHeader* block) noexcept;
   // The inbox of a first remote free (made and installed by whichever
   // freeing thread gets there first); nullptr when the heap is exhausted.
   internal::RemoteInbox* InstallInbox() noexcept;
@@ -308,16 +309,20 @@ class Arena {
   // about to bump (0: none). See arena.cc.
   void DrainRemote(std::size_t need) noexcept;
   // Address-contiguous chunks of drained remote frees: `count` chunks,
-  // consecutive in the list from `first` (by FreeChunk::next; a large
-  // mapping in between ends a run), covering [lo, hi).
+  // the entries from `start` of `batch` on, into the batches after it in
+  // the drain's list (a large mapping in between ends a run), covering
+  // [lo, hi).
   struct Run {
-    FreeChunk* first = nullptr;
-    std::size_t count = 0;
+    internal::RemoteBatch* batch = nullptr;
+    std::uint32_t start = 0;
+    std::uint32_t count = 0;
     char* lo = nullptr;
     char* hi = nullptr;
   };
   // A short run: each chunk to its free list; a long one: as one chunk.
   void PushRun(const Run& run) noexcept;
+  // Drained batches, to the calling thread's spares (or the runtime's pool).
+  void RecycleBatches(internal::RemoteBatch* list) noexcept;
   void MakeRegion(char* lo, char* hi) noexcept;  // REQUIRES: [lo, hi) free
   bool MakeFreeLists() noexcept;  // false: no memory for the table
   // REQUIRES: ChunkSize(sizeof(FreeLists)) free bytes at `table`.

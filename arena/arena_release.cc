@@ -146,12 +146,12 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Arena::ReleaseAll(bool keep_one) noexce
   // with it is the caller's use-after-free.)
   internal::RemoteInbox* inbox = inbox_.load(std::memory_order_relaxed);
   if (inbox != nullptr) inbox->EndGeneration();
-  for (FreeChunk* c = inbox == nullptr ? nullptr : inbox->Take();
-       c != nullptr;) {
-    UnpoisonMemory(c, sizeof(FreeChunk));
-    FreeChunk* next = c->next;
-    ++deallocations_;
-    c = next;
+  if (internal::RemoteBatch* list =
+          inbox == nullptr ? nullptr : inbox->Take()) {
+    for (internal::RemoteBatch* b = list; b != nullptr; b = b->next) {
+      deallocations_ += b->count;
+    }
+    RecycleBatches(list);
   }
   ThreadState* local = runtime_->Local();
   AdoptRetained();

@@ -160,23 +160,18 @@ void ArenaResource::do_deallocate(void* p, std::size_t bytes, std::size_t) {
 }
 
 // A free from another thread goes into that thread's batch for this arena
-// (internal/remote.h): per object it writes the chunk's first 16 bytes and
-// the thread's own batch, reading the arena's shared line (inbox_, beside
-// owner_) and its inbox's epoch line, which stay shared; the inbox's
-// delivery line is written once per batch. This path is a leaf: whatever
-// else it needs is a tail call.
+// (internal/remote.h): per object it writes one entry of the thread's own
+// batch, reading the arena's shared line (inbox_, beside owner_) and its
+// inbox's epoch line, which stay shared; it writes nothing into the chunk,
+// and the inbox's delivery line is written once per batch. This path is a
+// leaf: whatever else it needs is a tail call.
 void Arena::DeallocateRemote(void* p, std::size_t bytes,
                              BlockHeader* block) noexcept {
-  auto* chunk = static_cast<FreeChunk*>(p);
+  char* chunk = static_cast<char*>(p);
   const std::size_t size = ChunkSize(bytes);
-  // Every chunk has room for the header (at least 16 bytes), but the caller
-  // may have been handed fewer: unpoison exactly what is written here.
-  UnpoisonMemory(chunk, sizeof(FreeChunk));
-  chunk->bytes = bytes;
-  if (block->kind == BlockKind::kSmall && size > sizeof(FreeChunk)) {
-    PoisonMemory(reinterpret_cast<char*>(p) + sizeof(FreeChunk),
-                 size - sizeof(FreeChunk));
-  }
+  // The chunk is free from here on (the owner's drain writes it, poisoned
+  // or not, only through the free lists, which unpoison what they write).
+  if (block->kind == BlockKind::kSmall) PoisonMemory(chunk, size);
   internal::RemoteInbox* inbox = inbox_.load(std::memory_order_acquire);
   internal::ThreadState* local = internal::tls_thread_state;
   // Up to the smallest large_threshold a chunk lies in a small block: only
@@ -184,11 +179,11 @@ void Arena::DeallocateRemote(void* p, std::size_t bytes,
   if (ABSL_PREDICT_FALSE(inbox == nullptr || local == nullptr ||
                          (bytes > kMinLargeThreshold &&
                           block->kind != BlockKind::kSmall))) {
-    DeallocateRemoteSlow(chunk, size, block);
+    DeallocateRemoteSlow(chunk, bytes, block);
     return;
   }
   local->remote.Add(inbox, inbox->epoch.load(std::memory_order_relaxed), chunk,
-                    size);
+                    bytes, size);
 }
 
 // The first remote free of the arena (no inbox yet), the first free of a
@@ -196,7 +191,7 @@ void Arena::DeallocateRemote(void* p, std::size_t bytes,
 // the owner drains it). A large mapping, or a chunk freed by a thread that
 // cannot have a state (it is exiting, or no heap for one), is delivered
 // alone, at once.
-void Arena::DeallocateRemoteSlow(FreeChunk* chunk, std::size_t size,
+void Arena::DeallocateRemoteSlow(char* chunk, std::size_t bytes,
                                  BlockHeader* block) noexcept {
   internal::RemoteInbox* inbox = inbox_.load(std::memory_order_acquire);
   if (inbox == nullptr) {
@@ -211,13 +206,14 @@ void Arena::DeallocateRemoteSlow(FreeChunk* chunk, std::size_t size,
   // line, which a remote free must not read; so in InstallInbox.)
   internal::ThreadState* local = internal::Runtime::Get().Local();
   if (local != nullptr && block->kind == BlockKind::kSmall) {
-    local->remote.Add(inbox, epoch, chunk, size);
+    local->remote.Add(inbox, epoch, chunk, bytes, ChunkSize(bytes));
     return;
   }
   // Within this Deallocate, which happened-before any Reset that could end
-  // the generation: no pending mark needed.
-  chunk->next = nullptr;
-  inbox->Deliver(internal::RemoteInbox::Generation(epoch), chunk, chunk);
+  // the generation: no pending mark needed. (No heap for a batch: the
+  // chunk, or the mapping, stays with the arena until its Reset.)
+  internal::DeliverAlone(local == nullptr ? nullptr : &local->remote, inbox,
+                         epoch, chunk, bytes);
 }
 
 internal::RemoteInbox* Arena::InstallInbox() noexcept {
@@ -245,73 +241,86 @@ internal::RemoteInbox* Arena::InstallInbox() noexcept {
   return seen;
 }
 
-// The owner takes every delivered chunk with one exchange and walks the
-// list once. Accounting is summed over the walk and applied once (live_bytes_
-// falls by the bytes of every chunk taken; the peak is taken before, as a
-// free would).
+// The owner takes every delivered batch with one exchange and walks their
+// entries once. Accounting is summed over the walk and applied once
+// (live_bytes_ falls by the bytes of every chunk taken; the peak is taken
+// before, as a free would).
 //
-// Chunks are grouped into runs of address-contiguous chunks, as the stack
-// lists them (a consumer that frees in allocation order pushes them in
-// descending address order; ascending is taken too). Runs never cross a
-// block: a block header lies between two blocks' chunks. A run that ends
-// where the bump region starts moves the cursor back. Of the other runs,
-// the longest is kept aside; when the walk ends it becomes the bump region
-// if it is longer than what the region has left and can serve `need` (so
-// the caller's retry bumps from it; a run it cannot serve is never swapped
-// in only to be left behind for a new block). The old region's rest then
-// goes to the free lists as one chunk. Every other chunk goes to its free
-// list, as a local free would. A producer whose consumer frees in order thus
-// allocates on the fast path through recycled memory.
+// Chunks are grouped into runs of address-contiguous chunks, consecutive in
+// free order (oldest batch first; a consumer that frees in allocation order
+// adds them in ascending address order; descending is taken too). Runs never cross a block: a
+// block header lies between two blocks' chunks. A run that ends where the
+// bump region starts moves the cursor back. Of the other runs, the longest
+// is kept aside; when the walk ends it becomes the bump region if it is
+// longer than what the region has left and can serve `need` (so the
+// caller's retry bumps from it; a run it cannot serve is never swapped in
+// only to be left behind for a new block). The old region's rest then goes
+// to the free lists as one chunk. Every other chunk goes to its free list,
+// as a local free would. A producer whose consumer frees in order thus
+// allocates on the fast path through recycled memory, and the drain never
+// touched those chunks' lines.
 void Arena::DrainRemote(std::size_t need) noexcept {
   // Take acquires, pairing with the release CAS of each delivery: every
-  // chunk's header and the freeing threads' last writes to it are visible.
+  // batch's entries and the freeing threads' last writes to the chunks are
+  // visible.
   internal::RemoteInbox* inbox = inbox_.load(std::memory_order_relaxed);
-  FreeChunk* list = inbox == nullptr ? nullptr : inbox->Take();
-  if (list == nullptr) return;
+  internal::RemoteBatch* newest = inbox == nullptr ? nullptr : inbox->Take();
+  if (newest == nullptr) return;
+  // Oldest batch first: the entries then come in the order the chunks were
+  // freed, so a run continues from one batch into the next.
+  internal::RemoteBatch* list = nullptr;
+  while (newest != nullptr) {
+    internal::RemoteBatch* next = newest->next;
+    newest->next = list;
+    list = newest;
+    newest = next;
+  }
   if (live_bytes_ > peak_live_) peak_live_ = live_bytes_;
   std::size_t freed = 0;
   std::uint64_t count = 0;
   Run run;   // the run being extended
   Run best;  // the longest finished run (not at the cursor)
   auto finish = [&] {
-    if (run.first == nullptr) return;
+    if (run.batch == nullptr) return;
     if (run.hi == cursor_) {
       cursor_ = run.lo;
       PoisonMemory(run.lo, static_cast<std::size_t>(run.hi - run.lo));
     } else if (run.hi - run.lo > best.hi - best.lo) {
-      if (best.first != nullptr) PushRun(best);
+      if (best.batch != nullptr) PushRun(best);
       best = run;
     } else {
       PushRun(run);
     }
+    run = Run{};
   };
-  while (list != nullptr) {
-    UnpoisonMemory(list, sizeof(FreeChunk));
-    FreeChunk* next = list->next;
-    // The next chunk's line was last written by the freeing thread; most
-    // chunks go on to be written here (free-list links). Asking for it with
-    // write intent now gets it exclusive in one transfer, overlapped with
-    // this chunk's work. (A prefetch of nullptr is harmless.)
-    __builtin_prefetch(next, 1);
-    const std::uint64_t word = list->bytes;
-    ++count;
-    auto* block = reinterpret_cast<BlockHeader*>(
-        reinterpret_cast<std::uintptr_t>(list) & block_mask_);
-    char* chunk = reinterpret_cast<char*>(list);
-    if (ABSL_PREDICT_FALSE(block->kind == BlockKind::kLarge)) {
-      // Delivered alone, its bytes whole. Ends the run: a run's chunks must
-      // be consecutive in the list (PushRun walks `count` links from
-      // `first`), and this one is not a chunk.
-      freed += word;
-      finish();
-      run = Run{};
-      DeallocateLarge(block);
-    } else {
-      // The chunk kSkipAhead links on (remote.h, SkipHint), asked for now
-      // so that its miss overlaps this walk's next ones.
-      __builtin_prefetch(internal::SkipTarget(list, word), 1);
-      const std::size_t bytes = internal::BatchedBytes(word);
+  for (internal::RemoteBatch* batch = list; batch != nullptr;
+       batch = batch->next) {
+    const internal::RemoteBatch::Entry* entries = batch->entries;
+    const std::uint32_t n = batch->count;
+    // Most chunks go on to be written here (free-list links), in lines
+    // the freeing thread may hold: ask for the first few with write intent
+    // now, and for each next one kAhead entries early, so that their
+    // transfers overlap this walk.
+    constexpr std::uint32_t kAhead = 4;
+    for (std::uint32_t i = 0; i < kAhead && i < n; ++i) {
+      __builtin_prefetch(entries[i].chunk, 1);
+    }
+    for (std::uint32_t i = 0; i < n; ++i) {
+      if (i + kAhead < n) __builtin_prefetch(entries[i + kAhead].chunk, 1);
+      char* chunk = entries[i].chunk;
+      const std::size_t bytes = entries[i].bytes;
+      ++count;
       freed += bytes;
+      auto* block = reinterpret_cast<BlockHeader*>(
+          reinterpret_cast<std::uintptr_t>(chunk) & block_mask_);
+      if (ABSL_PREDICT_FALSE(bytes > kMinLargeThreshold &&
+                             block->kind == BlockKind::kLarge)) {
+        // Delivered alone (a batch of its own). Ends the run: a run's
+        // chunks are consecutive entries, and this one is not a chunk.
+        finish();
+        DeallocateLarge(block);
+        continue;
+      }
       const std::size_t size = ChunkSize(bytes);
       if (chunk + size == run.lo) {
         run.lo = chunk;
@@ -321,10 +330,9 @@ void Arena::DrainRemote(std::size_t need) noexcept {
         ++run.count;
       } else {
         finish();
-        run = Run{list, 1, chunk, chunk + size};
+        run = Run{batch, i, 1, chunk, chunk + size};
       }
     }
-    list = next;
   }
   finish();
   const auto length = static_cast<std::size_t>(best.hi - best.lo);
@@ -337,12 +345,23 @@ void Arena::DrainRemote(std::size_t need) noexcept {
     }
   } else {
     if (recycle_runs_ != 0) --recycle_runs_;
-    if (best.first != nullptr) PushRun(best);
+    if (best.batch != nullptr) PushRun(best);
   }
+  // Every entry was read: the batches go to this thread's spares.
+  RecycleBatches(list);
   live_bytes_ -= freed;
   deallocations_ += count;
   if (ABSL_PREDICT_FALSE(published_live_ > live_bytes_ + kPublishSlack)) {
     Publish();
+  }
+}
+
+void Arena::RecycleBatches(internal::RemoteBatch* list) noexcept {
+  internal::ThreadState* local = internal::tls_thread_state;
+  if (local != nullptr) {
+    local->remote.Recycle(list);
+  } else {
+    runtime_->GiveBatches(list);
   }
 }
 
@@ -358,13 +377,16 @@ void Arena::PushRun(const Run& run) noexcept {
     PushFree(run.lo, length);
     return;
   }
-  // Each chunk to its free list. Read the link before PushFree overwrites it.
-  FreeChunk* c = run.first;
-  for (std::size_t n = run.count; n > 0; --n) {
-    FreeChunk* next = c->next;
-    PushFree(reinterpret_cast<char*>(c),
-             ChunkSize(internal::BatchedBytes(c->bytes)));
-    c = next;
+  // Each chunk to its free list: the entries from run.start of run.batch
+  // on, into the batches after it.
+  const internal::RemoteBatch* batch = run.batch;
+  std::uint32_t i = run.start;
+  for (std::size_t n = run.count; n > 0; --n, ++i) {
+    if (i == batch->count) {
+      batch = batch->next;
+      i = 0;
+    }
+    PushFree(batch->entries[i].chunk, ChunkSize(batch->entries[i].bytes));
   }
 }
 

@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -18,6 +19,7 @@
 
 #include "arena/arena.h"
 #include "arena/internal/remote.h"
+#include "arena/internal/runtime.h"
 #include "tests/test_util.h"
 
 namespace {
@@ -282,69 +284,79 @@ TEST(RemoteBatch, DeliveriesRacingWithResetNeverTouchTheNextRequest) {
 
 }  // namespace
 
-// The read-ahead hint (remote.h, SkipHint): the owner's drain prefetches
-// the chunk kSkipAhead links on; a wrong hint would only cost time, so
-// these check the encoding directly.
-TEST(RemoteBatch, SkipHintEncodesTheDistanceOrNothing) {
-  using arena::internal::BatchedBytes;
-  using arena::internal::FreeChunk;
-  using arena::internal::SkipHint;
-  using arena::internal::SkipTarget;
-  alignas(16) static char buffer[4096];
-  auto* chunk = reinterpret_cast<FreeChunk*>(buffer + 1024);
-  for (std::ptrdiff_t d : {-1024, -16, 16, 2048}) {
-    const auto* ahead = reinterpret_cast<const FreeChunk*>(buffer + 1024 + d);
-    const std::uint64_t word = 300 | SkipHint(chunk, ahead);
-    EXPECT_EQ(BatchedBytes(word), 300u);
-    EXPECT_EQ(SkipTarget(chunk, word), reinterpret_cast<const char*>(ahead)) << d;
-  }
-  // No chunk ahead, or one beyond 32 bits of grains (32 GiB): no hint.
-  // Also for a chunk within 32 GiB of address 0 (a FixedRegionPageSource
-  // over a low region): its distance to null fits (cold review; SkipTarget
-  // then made a null pointer out of the chunk's).
-  EXPECT_EQ(SkipHint(chunk, nullptr), 0u);
-  const auto* low = reinterpret_cast<const FreeChunk*>(std::uintptr_t{0x40000000});
-  EXPECT_EQ(SkipHint(low, nullptr), 0u);
-  const auto base = reinterpret_cast<std::uintptr_t>(chunk);
-  const auto* far = reinterpret_cast<const FreeChunk*>(base + (std::uintptr_t{1} << 36));
-  const auto* near = reinterpret_cast<const FreeChunk*>(base + ((std::uintptr_t{1} << 35) - 16));
-  EXPECT_EQ(SkipHint(chunk, far), 0u);
-  EXPECT_NE(SkipHint(chunk, near), 0u);
-  EXPECT_EQ(SkipTarget(chunk, SkipHint(chunk, near)), reinterpret_cast<const char*>(near));
-  EXPECT_EQ(SkipTarget(chunk, 300), nullptr);
-}
-
-TEST(RemoteBatch, DeliveredChunksCarryTheirBytesAndTheChunkAhead) {
-  using arena::internal::FreeChunk;
+// The batches themselves (remote.h), on an inbox of their own: a batch
+// names its chunks and their bytes in the order they were freed, and a
+// remote free writes nothing into the chunk (the owner's drain must not
+// fetch a line the freeing thread wrote just to find the next chunk).
+TEST(RemoteBatch, DeliveredBatchNamesEveryChunkInOrderAndLeavesThemUntouched) {
+  using arena::internal::RemoteBatch;
   using arena::internal::RemoteBatches;
   using arena::internal::RemoteInbox;
-  using arena::internal::kSkipAhead;
   auto inbox = std::make_unique<RemoteInbox>();
   auto batches = std::make_unique<RemoteBatches>();
   alignas(16) static char buffer[kBatch * 512];
-  std::vector<FreeChunk*> added;
+  std::memset(buffer, 0x5a, sizeof(buffer));
+  std::vector<char*> added;
+  std::vector<std::size_t> bytes_added;
   for (std::uint32_t i = 0; i < kBatch; ++i) {
-    // Out of address order, sizes 16 to 511 bytes, as a remote free writes them.
-    auto* c = reinterpret_cast<FreeChunk*>(buffer + ((i * 7) % kBatch) * 512);
+    // Out of address order, 16 to 511 bytes.
+    char* c = buffer + ((i * 7) % kBatch) * 512;
     const std::size_t bytes = 16 + (i * 37) % 496;
-    c->bytes = bytes;
-    batches->Add(inbox.get(), inbox->epoch.load(), c, (bytes + 15) & ~std::size_t{15});
+    ASSERT_EQ(inbox->head.load(), nullptr) << "delivered early, at chunk " << i;
+    batches->Add(inbox.get(), inbox->epoch.load(), c, bytes, (bytes + 15) & ~std::size_t{15});
     added.push_back(c);
+    bytes_added.push_back(bytes);
   }
-  // The 32nd chunk filled the batch: delivered, newest first.
-  FreeChunk* list = inbox->Take();
-  ASSERT_NE(list, nullptr);
-  std::vector<FreeChunk*> seen;
-  for (FreeChunk* c = list; c != nullptr; c = c->next) seen.push_back(c);
-  ASSERT_EQ(seen.size(), kBatch);
-  for (std::uint32_t pos = 0; pos < kBatch; ++pos) {
-    const std::uint32_t i = kBatch - 1 - pos;  // the order it was added in
-    ASSERT_EQ(seen[pos], added[i]);
-    EXPECT_EQ(arena::internal::BatchedBytes(seen[pos]->bytes), 16 + (i * 37) % 496);
-    const char* expected = pos + kSkipAhead < kBatch
-                               ? reinterpret_cast<const char*>(seen[pos + kSkipAhead])
-                               : nullptr;
-    EXPECT_EQ(arena::internal::SkipTarget(seen[pos], seen[pos]->bytes), expected)
-        << "chunk " << pos << " of the delivered list";
+  // The 32nd chunk filled the batch: delivered, one batch.
+  RemoteBatch* batch = inbox->Take();
+  ASSERT_NE(batch, nullptr);
+  EXPECT_EQ(batch->next, nullptr);
+  ASSERT_EQ(batch->count, kBatch);
+  for (std::uint32_t i = 0; i < kBatch; ++i) {
+    EXPECT_EQ(batch->entries[i].chunk, added[i]) << "entry " << i;
+    EXPECT_EQ(batch->entries[i].bytes, bytes_added[i]) << "entry " << i;
   }
+  for (std::size_t i = 0; i < sizeof(buffer); ++i) {
+    ASSERT_EQ(buffer[i], 0x5a) << "a remote free wrote into its chunk at byte " << i;
+  }
+  batches->Recycle(batch);
+}
+
+// A batch of an ended generation is dropped whole, and its RemoteBatch goes
+// back to the freeing thread's spares; spares stay at most kMaxSpares (the
+// rest goes to the runtime's pool).
+TEST(RemoteBatch, DroppedBatchesAndDrainedOnesBecomeSparesWithinTheBound) {
+  using arena::internal::RemoteBatch;
+  using arena::internal::RemoteBatches;
+  using arena::internal::RemoteInbox;
+  auto inbox = std::make_unique<RemoteInbox>();
+  auto batches = std::make_unique<RemoteBatches>();
+  alignas(16) static char buffer[4 * 64];
+  for (int i = 0; i < 4; ++i) {
+    batches->Add(inbox.get(), inbox->epoch.load(), buffer + 64 * i, 64, 64);
+  }
+  inbox->EndGeneration();  // as a Reset of the arena would
+  EXPECT_EQ(batches->DeliverAll(), 0u) << "a batch of an ended generation was delivered";
+  EXPECT_EQ(inbox->Take(), nullptr);
+  auto count = [](RemoteBatch* list) {
+    std::size_t n = 0;
+    for (; list != nullptr; list = list->next) ++n;
+    return n;
+  };
+  RemoteBatch* spares = batches->TakeSpares();
+  const std::size_t before = count(spares);
+  EXPECT_GE(before, 1u) << "the dropped batch is not a spare";
+  EXPECT_LE(before, RemoteBatches::kMaxSpares);
+  // Recycling far more than the bound (as a drain of many batches does).
+  std::vector<RemoteBatch*> many;
+  for (int i = 0; i < 100; ++i) many.push_back(new RemoteBatch);
+  for (RemoteBatch* b : many) {
+    b->next = nullptr;
+    batches->Recycle(b);
+  }
+  RemoteBatch* after = batches->TakeSpares();
+  EXPECT_LE(count(after), RemoteBatches::kMaxSpares);
+  // The rest went to the runtime's pool; these join them (never freed).
+  arena::internal::Runtime::Get().GiveBatches(spares);
+  arena::internal::Runtime::Get().GiveBatches(after);
 }

@@ -4,29 +4,30 @@
 #include <chrono>
 #include <thread>
 
+#include "arena/internal/runtime.h"
+
 namespace arena {
 namespace internal {
 
-bool RemoteInbox::Deliver(std::uint64_t generation, FreeChunk* first,
-                          FreeChunk* last) noexcept {
+bool RemoteInbox::Deliver(std::uint64_t generation, RemoteBatch* batch) noexcept {
   // Announce, then check (seq_cst both, against EndGeneration's seq_cst
   // store then load): if the generation read here is still `generation`,
   // EndGeneration's wait sees this delivery and waits for its end, so the
-  // chunks are still the arena's free memory while this writes into them.
+  // batch reaches `head` before the owner's Reset takes what is there.
   delivering.fetch_add(1, std::memory_order_seq_cst);
   const bool current =
       Generation(epoch.load(std::memory_order_seq_cst)) == generation;
   if (current) {
-    FreeChunk* h = head.load(std::memory_order_relaxed);
+    RemoteBatch* h = head.load(std::memory_order_relaxed);
     do {
-      last->next = h;
-      // Release: the chunks' links and sizes, and the freeing threads'
-      // last writes to them, to the owner's acquire exchange (Take).
-    } while (!head.compare_exchange_weak(h, first, std::memory_order_release,
+      batch->next = h;
+      // Release: the batch's entries and count, and the freeing threads'
+      // last writes to the chunks, to the owner's acquire exchange (Take).
+    } while (!head.compare_exchange_weak(h, batch, std::memory_order_release,
                                          std::memory_order_relaxed));
   }
-  // Release: this delivery's writes to the chunks happen-before an
-  // EndGeneration that reads the count this leaves (then reuses them).
+  // Release: this delivery's push happens-before an EndGeneration that
+  // reads the count this leaves (then takes what `head` holds).
   delivering.fetch_sub(1, std::memory_order_release);
   return current;
 }
@@ -55,46 +56,118 @@ void RemoteInbox::EndGeneration() noexcept {
   }
 }
 
-void RemoteBatches::Start(Batch& b, RemoteInbox* inbox, std::uint64_t epoch,
-                          FreeChunk* chunk, std::size_t size) noexcept {
+bool DeliverAlone(RemoteBatches* local, RemoteInbox* inbox,
+                  std::uint64_t epoch, char* chunk, std::size_t bytes) noexcept {
+  RemoteBatch* batch = local != nullptr ? local->NewBatch()
+                                        : Runtime::Get().TakeBatches(1, nullptr);
+  if (batch == nullptr) return false;
+  batch->entries[0] = RemoteBatch::Entry{chunk, bytes};
+  batch->count = 1;
+  if (!inbox->Deliver(RemoteInbox::Generation(epoch), batch)) {
+    if (local != nullptr) {
+      local->Spare(batch);
+    } else {
+      batch->next = nullptr;
+      Runtime::Get().GiveBatches(batch);
+    }
+  }
+  return true;
+}
+
+void RemoteBatches::Start(Slot& s, RemoteInbox* inbox, std::uint64_t epoch,
+                          char* chunk, std::size_t bytes,
+                          std::size_t size) noexcept {
   if ((epoch & RemoteInbox::kDirect) != 0) {
-    // Never batched (see kDirect): within this Deallocate, which
-    // happened-before any Reset that could end the generation.
-    chunk->next = nullptr;
-    inbox->Deliver(RemoteInbox::Generation(epoch), chunk, chunk);
+    // Never batched (see kDirect).
+    DeliverAlone(this, inbox, epoch, chunk, bytes);
     return;
   }
-  if (b.count != 0) Deliver(b);
+  if (s.count != 0) Deliver(s);
+  RemoteBatch* batch = NewBatch();
+  if (batch == nullptr) return;  // no heap: the chunk waits for Reset
   if ((epoch & RemoteInbox::kPending) == 0) {
     // Relaxed: this free happened-before any Reset that ends the
     // generation (the caller's contract), which therefore sees the mark.
     inbox->epoch.fetch_or(RemoteInbox::kPending, std::memory_order_relaxed);
     epoch |= RemoteInbox::kPending;
   }
-  chunk->next = nullptr;
-  b.inbox = inbox;
-  b.epoch = epoch;
-  b.first = b.last = chunk;
-  b.ahead[0] = chunk;
-  b.count = 1;
-  b.bytes = size;
-  if (size >= kMaxBytes) Deliver(b);
+  batch->entries[0] = RemoteBatch::Entry{chunk, bytes};
+  s.inbox = inbox;
+  s.epoch = epoch;
+  s.batch = batch;
+  s.count = 1;
+  s.bytes = static_cast<std::uint32_t>(size);
+  if (size >= kMaxBytes) Deliver(s);
 }
 
-std::size_t RemoteBatches::Deliver(Batch& b) noexcept {
-  const std::size_t count = b.count;
-  const bool delivered = b.inbox->Deliver(RemoteInbox::Generation(b.epoch),
-                                          b.first, b.last);
-  b = Batch{};
+std::size_t RemoteBatches::Deliver(Slot& s) noexcept {
+  const std::uint32_t count = s.count;
+  RemoteBatch* batch = s.batch;
+  batch->count = count;
+  const bool delivered =
+      s.inbox->Deliver(RemoteInbox::Generation(s.epoch), batch);
+  if (!delivered) Spare(batch);
+  s = Slot{};
   return delivered ? count : 0;
 }
 
 std::size_t RemoteBatches::DeliverAll() noexcept {
   std::size_t delivered = 0;
-  for (Batch& b : slots_) {
-    if (b.count != 0) delivered += Deliver(b);
+  for (Slot& s : slots_) {
+    if (s.count != 0) delivered += Deliver(s);
   }
   return delivered;
+}
+
+RemoteBatches::~RemoteBatches() {
+  for (Slot& s : slots_) {
+    if (s.batch != nullptr) {
+      s.batch->next = spares_;
+      spares_ = s.batch;
+    }
+  }
+  if (spares_ != nullptr) Runtime::Get().GiveBatches(TakeSpares());
+}
+
+RemoteBatch* RemoteBatches::NewBatch() noexcept {
+  if (spares_ == nullptr) {
+    spares_ = Runtime::Get().TakeBatches(kMaxSpares / 2, &spare_count_);
+    if (spares_ == nullptr) return nullptr;
+  }
+  RemoteBatch* batch = spares_;
+  spares_ = batch->next;
+  --spare_count_;
+  batch->next = nullptr;
+  return batch;
+}
+
+void RemoteBatches::Spare(RemoteBatch* batch) noexcept {
+  batch->next = spares_;
+  spares_ = batch;
+  if (++spare_count_ <= kMaxSpares) return;
+  // Half to the runtime's pool, for threads that free more than they drain.
+  RemoteBatch* last = spares_;
+  for (std::uint32_t n = 1; n < kMaxSpares / 2; ++n) last = last->next;
+  RemoteBatch* give = spares_;
+  spares_ = last->next;
+  last->next = nullptr;
+  spare_count_ -= kMaxSpares / 2;
+  Runtime::Get().GiveBatches(give);
+}
+
+void RemoteBatches::Recycle(RemoteBatch* list) noexcept {
+  while (list != nullptr) {
+    RemoteBatch* next = list->next;
+    Spare(list);
+    list = next;
+  }
+}
+
+RemoteBatch* RemoteBatches::TakeSpares() noexcept {
+  RemoteBatch* spares = spares_;
+  spares_ = nullptr;
+  spare_count_ = 0;
+  return spares;
 }
 
 }  // namespace internal

@@ -1,30 +1,46 @@
 // Remote frees in batches (issue 11): a Deallocate on a thread other than
-// the arena's owner no longer pushes each chunk onto a line the owner reads.
-// The freeing thread links the chunk into its own batch for that arena
-// (RemoteBatches, in its ThreadState) and delivers the whole batch with one
-// compare-and-swap when it holds kMaxCount chunks or kMaxBytes, when the
-// chunk is a large mapping, when another arena's batch needs the slot, and
-// at the thread's exit, OnThreadIdle and FlushRemoteFrees. Per object, a
-// remote free then writes only the chunk itself and the thread's own batch;
-// the shared lines are written once per batch.
+// the arena's owner neither pushes each chunk onto a line the owner reads
+// nor writes into the chunk. The freeing thread notes the chunk and its
+// bytes in its own batch for that arena (a RemoteBatch: an array in the
+// runtime's memory, never the arena's; RemoteBatches, in its ThreadState)
+// and delivers the whole batch with one compare-and-swap when it holds
+// kMaxCount chunks or kMaxBytes, when the chunk is a large mapping, when
+// another arena's batch needs the slot, and at the thread's exit,
+// OnThreadIdle and FlushRemoteFrees. Per object, a remote free then writes
+// only the thread's own batch; the shared lines are written once per batch.
+//
+// Why arrays and not links through the chunks: a link written by the
+// freeing thread takes the chunk's line to that thread's core, and the
+// owner's drain must fetch it back before it can even find the next chunk
+// (the misses one after the other). With the chunks named in an array the
+// freeing thread only read the chunk (if at all: its own code did), the
+// owner reads four chunk addresses per line of the batch, and can ask for
+// the lines of the chunks it is about to file well ahead.
 //
 // The hazard of deferring: the arena may be Reset or destroyed before the
 // batch is delivered (the frees happened-before it, as the contract asks;
-// the delivery did not). A delivery must then neither write into the
-// chunks (their memory is the arena's again, maybe another request's) nor
-// touch the arena. So the batch goes to the arena's RemoteInbox, which is
-// type-stable (never freed; the runtime recycles it for later arenas) and
-// carries a generation:
+// the delivery did not). A delivery must then not reach the arena: its
+// chunks are the arena's memory again, maybe another request's. So the
+// batch goes to the arena's RemoteInbox, which is type-stable (never freed;
+// the runtime recycles it for later arenas) and carries a generation:
 //   - the batch records the generation its chunks were freed in;
 //   - Reset and destruction end the generation (when a batch may exist)
 //     and wait for deliveries in flight;
 //   - Deliver announces itself (delivering), then checks the generation: a
-//     batch of an ended generation is dropped untouched (its memory went
-//     back with the Reset, which counted nothing for it).
+//     batch of an ended generation is dropped (its memory went back with
+//     the Reset, which counted nothing for it) and its RemoteBatch goes
+//     back to the delivering thread's spares.
 // The announce-then-check of Deliver against the end-then-wait of
 // EndGeneration is a store-load (Dekker) pattern: both sides are seq_cst,
 // so at least one sees the other; either the delivery sees the new
 // generation, or EndGeneration sees it in flight and waits for it.
+//
+// RemoteBatch objects: each thread keeps a few spares (RemoteBatches);
+// past kMaxSpares it gives half to the runtime's pool (its registry mutex,
+// once per kMaxSpares / 2 batches), and takes from that pool, or makes new
+// ones, when it has none. The owner's drain gives the batches it emptied
+// to its own thread's spares. Batches are never freed: their number is the
+// most ever in flight at once.
 #ifndef ARENA_INTERNAL_REMOTE_H_
 #define ARENA_INTERNAL_REMOTE_H_
 
@@ -37,50 +53,26 @@
 namespace arena {
 namespace internal {
 
-// A freed chunk, in its own first 16 bytes (every chunk has them).
+// A freed chunk, in its own first 16 bytes (every chunk has them): the
+// owner's unsorted local frees (Arena::pending_).
 struct FreeChunk {
   FreeChunk* next;
-  // As the caller passed them to Deallocate. A chunk of a small block that
-  // travelled in a remote batch (RemoteBatches::Append) has them in the low
-  // 32 bits (a small block is at most 64 MiB) and a read-ahead hint in the
-  // high 32: see SkipHint.
-  std::size_t bytes;
+  std::size_t bytes;  // as the caller passed them to Deallocate
 };
 
-// The read-ahead hint of a batched chunk: the signed distance, in 16-byte
-// grains, from the chunk to the one kSkipAhead links further down its batch,
-// or 0 (none: the batch's last kSkipAhead chunks, or a distance that does
-// not fit in 32 bits). The owner drains a delivered list by following
-// `next` through lines another core wrote, one miss after the other; the
-// hint lets it ask for the line kSkipAhead chunks ahead while it works on
-// this one, so that that many misses overlap. Only a hint: it is
-// prefetched, never dereferenced, so a wrong one costs time, not safety.
-inline constexpr std::uint32_t kSkipAhead = 4;
-inline constexpr int kBatchBytesBits = 32;
-
-inline std::uint64_t SkipHint(const FreeChunk* chunk, const FreeChunk* ahead) {
-  // Fewer than kSkipAhead chunks behind: no hint. (Not "out of range": an
-  // arena over a region below 32 GiB, a FixedRegionPageSource, is within
-  // 32 bits of grains of address 0; cold review.)
-  if (ahead == nullptr) return 0;
-  // Chunks are 16-aligned (every pointer handed out is).
-  const std::int64_t grains = (reinterpret_cast<std::intptr_t>(ahead) -
-                               reinterpret_cast<std::intptr_t>(chunk)) >> 4;
-  return grains == static_cast<std::int32_t>(grains)
-             ? static_cast<std::uint64_t>(static_cast<std::uint32_t>(grains))
-                   << kBatchBytesBits
-             : 0;
-}
-// The two halves of a batched small chunk's `bytes` word.
-inline std::size_t BatchedBytes(std::uint64_t word) {
-  return static_cast<std::uint32_t>(word);
-}
-inline const char* SkipTarget(const FreeChunk* chunk, std::uint64_t word) {
-  const auto grains = static_cast<std::int32_t>(word >> kBatchBytesBits);
-  return grains == 0 ? nullptr
-                     : reinterpret_cast<const char*>(chunk) +
-                           static_cast<std::intptr_t>(grains) * 16;
-}
+// Up to kMaxCount remote frees into one arena, in the order they were made.
+struct alignas(64) RemoteBatch {
+  static constexpr std::uint32_t kMaxCount = 32;
+  struct Entry {
+    char* chunk;
+    std::size_t bytes;  // as the caller passed them to Deallocate
+  };
+  Entry entries[kMaxCount];
+  // The inbox's list (newest batch first) once delivered; a spare list
+  // before.
+  RemoteBatch* next = nullptr;
+  std::uint32_t count = 0;  // set by the delivery
+};
 
 // Where other threads deliver an arena's remote frees. Created by the first
 // remote free of the arena (Runtime::NewInbox), given back by its
@@ -103,9 +95,9 @@ struct alignas(64) RemoteInbox {
   RemoteInbox* next_free = nullptr;  // Runtime's pool (its registry mutex)
 
   // Written once per delivered batch; read by the owner's drains.
-  // The delivered chunks, newest batch first: the owner takes them all with
-  // one exchange (acquire, pairing with Deliver's release CAS).
-  alignas(64) std::atomic<FreeChunk*> head{nullptr};
+  // The delivered batches, newest first: the owner takes them all with one
+  // exchange (acquire, pairing with Deliver's release CAS).
+  alignas(64) std::atomic<RemoteBatch*> head{nullptr};
   // Deliveries between their announcement and their end.
   std::atomic<std::uint32_t> delivering{0};
 
@@ -113,18 +105,17 @@ struct alignas(64) RemoteInbox {
     return epoch_word >> kGenerationShift;
   }
 
-  // Pushes the batch first..last (linked by next; last's link is set here)
-  // if `generation` is still current. Returns false when it was dropped.
-  bool Deliver(std::uint64_t generation, FreeChunk* first,
-               FreeChunk* last) noexcept;
+  // Pushes `batch` (its count set) if `generation` is still current.
+  // Returns false when it was dropped (the batch is the caller's again).
+  bool Deliver(std::uint64_t generation, RemoteBatch* batch) noexcept;
 
   // The owner, at Reset and destruction: if a batch of the current
   // generation may exist, starts a new generation and waits until no
   // delivery is in flight. Afterwards no batch of an earlier generation
-  // reaches `head` or writes into a chunk.
+  // reaches `head`.
   void EndGeneration() noexcept;
 
-  // The owner: true when nothing waits (no delivered chunk, no generation
+  // The owner: true when nothing waits (no delivered batch, no generation
   // to end). Relaxed peeks, as for any remote free: what happened-before
   // the caller is seen.
   bool Quiet() const noexcept {
@@ -132,82 +123,103 @@ struct alignas(64) RemoteInbox {
            (epoch.load(std::memory_order_relaxed) & kPending) == 0;
   }
 
-  // The owner: every delivered chunk (nullptr if none).
-  FreeChunk* Take() noexcept {
+  // The owner: every delivered batch (nullptr if none).
+  RemoteBatch* Take() noexcept {
     if (head.load(std::memory_order_relaxed) == nullptr) return nullptr;
     return head.exchange(nullptr, std::memory_order_acquire);
   }
 };
 
 // One thread's batches, one per recently freed-to inbox (direct-mapped by
-// the inbox's address). Used by that thread only. Arena::DeallocateRemote
-// adds to a batch inline (Slot, then Append) and leaves the rest here.
+// the inbox's address), and its spare RemoteBatch objects. Used by that
+// thread only. Arena::DeallocateRemote adds to a batch inline (Add) and
+// leaves the rest here.
 class RemoteBatches {
  public:
   static constexpr std::size_t kSlots = 16;
-  static constexpr std::uint32_t kMaxCount = 32;
+  static constexpr std::uint32_t kMaxCount = RemoteBatch::kMaxCount;
   static constexpr std::size_t kMaxBytes = 16 * 1024;
+  static constexpr std::uint32_t kMaxSpares = 16;
 
-  struct Batch {
+  RemoteBatches() = default;
+  // Its spares, and any batch not delivered (RetireThread delivers them
+  // first; their frees are then left with their arenas), go to the
+  // runtime's pool.
+  ~RemoteBatches();
+  RemoteBatches(const RemoteBatches&) = delete;
+  RemoteBatches& operator=(const RemoteBatches&) = delete;
+
+  // A batch being filled: inbox != nullptr iff batch != nullptr, and then
+  // count >= 1.
+  struct Slot {
     RemoteInbox* inbox = nullptr;
-    std::uint64_t epoch = 0;     // the inbox's epoch word (kPending set)
-    FreeChunk* first = nullptr;  // newest
-    FreeChunk* last = nullptr;   // oldest: its link is set on delivery
+    std::uint64_t epoch = 0;        // the inbox's epoch word (kPending set)
+    RemoteBatch* batch = nullptr;
     std::uint32_t count = 0;
-    std::size_t bytes = 0;
-    // The last kSkipAhead chunks appended: ahead[n % kSkipAhead] is the
-    // chunk appended when count was n (see SkipHint).
-    FreeChunk* ahead[kSkipAhead] = {};
+    std::uint32_t bytes = 0;        // chunk bytes, at most kMaxBytes + a chunk
   };
 
-  Batch& Slot(const RemoteInbox* inbox) noexcept {
-    return slots_[(reinterpret_cast<std::uintptr_t>(inbox) /
-                   sizeof(RemoteInbox)) % kSlots];
-  }
-  // Adds `chunk` (its bytes set by the caller), of `size` bytes, to `b`,
-  // which holds the batch of the chunk's inbox and current epoch (the
-  // caller checked): true when the batch is now full (deliver it).
-  static bool Append(Batch& b, FreeChunk* chunk, std::size_t size) noexcept {
-    FreeChunk*& ahead = b.ahead[b.count % kSkipAhead];
-    chunk->bytes |= SkipHint(chunk, ahead);
-    ahead = chunk;
-    chunk->next = b.first;
-    b.first = chunk;
-    b.bytes += size;
-    return ++b.count >= kMaxCount || b.bytes >= kMaxBytes;
-  }
-  // The rest of an add, when Slot(inbox) holds another arena's batch, one
-  // of an ended generation (dropped by Deliver without touching its
-  // chunks), or none: delivers what it held, marks the inbox pending
-  // (`epoch` is the word the caller read), starts a batch with `chunk`.
-  // For a kDirect inbox it only delivers `chunk`, alone.
-  void Start(Batch& b, RemoteInbox* inbox, std::uint64_t epoch,
-             FreeChunk* chunk, std::size_t size) noexcept;
-
-  // Adds `chunk` (its bytes set by the caller), of `size` bytes, freed in
-  // the epoch `epoch` (read just now) of `inbox`; delivers the batch when
-  // it is full.
-  void Add(RemoteInbox* inbox, std::uint64_t epoch, FreeChunk* chunk,
-           std::size_t size) noexcept {
-    Batch& b = Slot(inbox);
-    if (ABSL_PREDICT_FALSE(b.inbox != inbox || b.epoch != epoch)) {
-      Start(b, inbox, epoch, chunk, size);
-    } else if (ABSL_PREDICT_FALSE(Append(b, chunk, size))) {
-      Deliver(b);
+  // Adds `chunk` (freed with `bytes`, of chunk size `size`, small: at most
+  // 64 MiB), freed in the epoch `epoch` (read just now) of `inbox`;
+  // delivers the batch when it is full. Without a RemoteBatch to start one
+  // (no heap) the free is left undelivered: its chunk stays with the arena,
+  // unused, until the arena's Reset or destruction.
+  void Add(RemoteInbox* inbox, std::uint64_t epoch, char* chunk,
+           std::size_t bytes, std::size_t size) noexcept {
+    Slot& s = slots_[(reinterpret_cast<std::uintptr_t>(inbox) /
+                      sizeof(RemoteInbox)) % kSlots];
+    if (ABSL_PREDICT_FALSE(s.inbox != inbox || s.epoch != epoch)) {
+      Start(s, inbox, epoch, chunk, bytes, size);
+      return;
+    }
+    s.batch->entries[s.count] = RemoteBatch::Entry{chunk, bytes};
+    s.bytes += static_cast<std::uint32_t>(size);
+    if (ABSL_PREDICT_FALSE(++s.count >= kMaxCount || s.bytes >= kMaxBytes)) {
+      Deliver(s);
     }
   }
-
-  // Delivers and empties `b` (count != 0); returns the chunks delivered
-  // (0 when dropped).
-  static std::size_t Deliver(Batch& b) noexcept;
 
   // Delivers every batch (thread exit, OnThreadIdle, FlushRemoteFrees).
   // Returns the chunks delivered (dropped ones not counted).
   std::size_t DeliverAll() noexcept;
 
+  // The drain's emptied batches (a list by `next`), to the spares.
+  void Recycle(RemoteBatch* list) noexcept;
+
+  // Every spare, for the runtime's pool (thread exit); none left here.
+  RemoteBatch* TakeSpares() noexcept;
+
  private:
-  Batch slots_[kSlots];
+  friend bool DeliverAlone(RemoteBatches* local, RemoteInbox* inbox,
+                           std::uint64_t epoch, char* chunk,
+                           std::size_t bytes) noexcept;
+  // The rest of an add, when the slot holds another arena's batch, one of
+  // an ended generation (dropped by Deliver), or none: delivers what it
+  // held, marks the inbox pending (`epoch` is the word the caller read),
+  // starts a batch with `chunk`. For a kDirect inbox it only delivers
+  // `chunk`, alone.
+  void Start(Slot& s, RemoteInbox* inbox, std::uint64_t epoch, char* chunk,
+             std::size_t bytes, std::size_t size) noexcept;
+  // Delivers and empties `s` (count != 0); returns the chunks delivered
+  // (0 when dropped).
+  std::size_t Deliver(Slot& s) noexcept;
+  // A spare RemoteBatch (from the runtime's pool or new when none is left
+  // here), or nullptr when the heap is exhausted.
+  RemoteBatch* NewBatch() noexcept;
+  void Spare(RemoteBatch* batch) noexcept;
+
+  Slot slots_[kSlots];
+  RemoteBatch* spares_ = nullptr;
+  std::uint32_t spare_count_ = 0;
 };
+
+// Delivers `chunk` alone, at once (a large mapping, a kDirect inbox's free,
+// or a free on a thread without a state: `local` null): the generation is
+// `epoch`'s, read within the Deallocate, which happened-before any Reset
+// that could end it. False when there was no RemoteBatch for it (no heap):
+// the chunk then stays with the arena, unused, until its Reset.
+bool DeliverAlone(RemoteBatches* local, RemoteInbox* inbox,
+                  std::uint64_t epoch, char* chunk, std::size_t bytes) noexcept;
 
 }  // namespace internal
 }  // namespace arena

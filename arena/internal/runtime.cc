@@ -264,6 +264,7 @@ void Runtime::Register(ThreadState* state) {
 void Runtime::RetireThread(ThreadState* state) {
   Runtime& rt = Get();
   state->remote.DeliverAll();
+  rt.GiveBatches(state->remote.TakeSpares());
   state->cache.Flush(NowMs());
   {
     MutexLock lock(&rt.registry_mu_);
@@ -324,6 +325,39 @@ void Runtime::FreeInbox(RemoteInbox* inbox) {
   MutexLock lock(&registry_mu_);
   inbox->next_free = free_inboxes_;
   free_inboxes_ = inbox;
+}
+
+RemoteBatch* Runtime::TakeBatches(std::uint32_t want, std::uint32_t* got) {
+  RemoteBatch* list = nullptr;
+  std::uint32_t n = 0;
+  {
+    MutexLock lock(&registry_mu_);
+    while (n < want && free_batches_ != nullptr) {
+      RemoteBatch* batch = free_batches_;
+      free_batches_ = batch->next;
+      batch->next = list;
+      list = batch;
+      ++n;
+    }
+  }
+  // New ones outside the lock (never freed: see remote.h).
+  for (; n < want; ++n) {
+    auto* batch = new (std::nothrow) RemoteBatch;
+    if (batch == nullptr) break;
+    batch->next = list;
+    list = batch;
+  }
+  if (got != nullptr) *got = n;
+  return list;
+}
+
+void Runtime::GiveBatches(RemoteBatch* list) {
+  if (list == nullptr) return;
+  RemoteBatch* last = list;
+  while (last->next != nullptr) last = last->next;
+  MutexLock lock(&registry_mu_);
+  last->next = free_batches_;
+  free_batches_ = list;
 }
 
 BlockHeader* Runtime::TakeBlockSlow(ThreadState* local) {

@@ -233,6 +233,12 @@ class Runtime {
   RemoteInbox* NewInbox();
   // Back to the pool, from a destructor that ended its generation.
   void FreeInbox(RemoteInbox* inbox);
+  // Remote-free batches (remote.h): up to `want` (at least 1) as a list by
+  // `next`, from the pool or new, their number in *got (if not null);
+  // nullptr when the pool is empty and the heap exhausted.
+  RemoteBatch* TakeBatches(std::uint32_t want, std::uint32_t* got);
+  // A list by `next` of batches no thread holds, to the pool.
+  void GiveBatches(RemoteBatch* list);
 
   static std::int64_t NowMs();
 
@@ -289,6 +295,8 @@ class Runtime {
   };
   InboxChunk* inbox_chunks_ ABSL_GUARDED_BY(registry_mu_) = nullptr;
   RemoteInbox* free_inboxes_ ABSL_GUARDED_BY(registry_mu_) = nullptr;
+  // Spare remote-free batches beyond the threads' own (never freed).
+  RemoteBatch* free_batches_ ABSL_GUARDED_BY(registry_mu_) = nullptr;
   LargeCache large_cache_;
   std::size_t thread_count_ ABSL_GUARDED_BY(registry_mu_) = 0;
   // True while the background release thread runs in this process: false
