@@ -301,7 +301,7 @@ class Arena {
   // The owner: no delivered remote free waits to be drained.
   bool NothingDelivered() const noexcept {
     const internal::RemoteInbox* in = inbox_.load(std::memory_order_relaxed);
-    return in == nullptr || in->head.load(std::memory_order_relaxed) == nullptr;
+    return in == nullptr || in->Empty();
   }
   ABSL_ATTRIBUTE_NOINLINE void DeallocateLarge(
       internal::BlockHeader* block) noexcept;
@@ -310,11 +310,12 @@ class Arena {
   void DrainRemote(std::size_t need) noexcept;
   // Address-contiguous chunks of drained remote frees: `count` chunks,
   // the entries from `start` of `batch` on, into the batches after it in
-  // the drain's list (a large mapping in between ends a run), covering
-  // [lo, hi).
+  // the drain's list, or the loose chunks from `loose` on (a large mapping
+  // in between ends a run), covering [lo, hi).
   struct Run {
     internal::RemoteBatch* batch = nullptr;
     std::uint32_t start = 0;
+    FreeChunk* loose = nullptr;  // instead: loose chunks from this one on
     std::uint32_t count = 0;
     char* lo = nullptr;
     char* hi = nullptr;
@@ -499,7 +500,9 @@ ProcessStats GlobalStats();
 // Decommits depot batches idle for release_delay_ms and asks threads whose
 // caches sat idle that long to trim them (at their next OnThreadIdle).
 // The background release thread (Config::background_release) calls this
-// every release_interval_ms. Returns the bytes decommitted.
+// every release_interval_ms. Also frees the heap of the spare remote-free
+// batches that no thread took back since the last call. Returns the bytes
+// decommitted.
 std::size_t ReleaseIdleMemory();
 
 // The hook for an idle event loop (call it when a wait times out): flushes
@@ -517,8 +520,10 @@ std::size_t FlushThreadCache();
 // chunks went.
 std::size_t FlushRemoteFrees();
 
-// Flushes the calling thread's cache, then unmaps every free block in the
-// depot. Other threads' caches are theirs to flush. Returns bytes released.
+// Flushes the calling thread's cache and remote frees, then unmaps every
+// free block in the depot and frees the spare remote-free batches of the
+// runtime's pool and this thread. Other threads' caches are theirs to
+// flush. Returns bytes released (of mappings).
 std::size_t Trim();
 
 }  // namespace arena

@@ -153,6 +153,13 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Arena::ReleaseAll(bool keep_one) noexce
     }
     RecycleBatches(list);
   }
+  for (FreeChunk* c = inbox == nullptr ? nullptr : inbox->TakeLoose();
+       c != nullptr;) {
+    UnpoisonMemory(c, sizeof(FreeChunk));
+    FreeChunk* next = c->next;
+    ++deallocations_;
+    c = next;
+  }
   ThreadState* local = runtime_->Local();
   AdoptRetained();
   RecordFootprint(local);

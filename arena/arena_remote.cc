@@ -210,10 +210,8 @@ void Arena::DeallocateRemoteSlow(char* chunk, std::size_t bytes,
     return;
   }
   // Within this Deallocate, which happened-before any Reset that could end
-  // the generation: no pending mark needed. (No heap for a batch: the
-  // chunk, or the mapping, stays with the arena until its Reset.)
-  internal::DeliverAlone(local == nullptr ? nullptr : &local->remote, inbox,
-                         epoch, chunk, bytes);
+  // the generation: no pending mark needed.
+  internal::DeliverAlone(inbox, epoch, chunk, bytes);
 }
 
 internal::RemoteInbox* Arena::InstallInbox() noexcept {
@@ -264,8 +262,10 @@ void Arena::DrainRemote(std::size_t need) noexcept {
   // batch's entries and the freeing threads' last writes to the chunks are
   // visible.
   internal::RemoteInbox* inbox = inbox_.load(std::memory_order_relaxed);
-  internal::RemoteBatch* newest = inbox == nullptr ? nullptr : inbox->Take();
-  if (newest == nullptr) return;
+  if (inbox == nullptr) return;
+  internal::RemoteBatch* newest = inbox->Take();
+  FreeChunk* loose = inbox->TakeLoose();
+  if (newest == nullptr && loose == nullptr) return;
   // Oldest batch first: the entries then come in the order the chunks were
   // freed, so a run continues from one batch into the next.
   internal::RemoteBatch* list = nullptr;
@@ -281,17 +281,46 @@ void Arena::DrainRemote(std::size_t need) noexcept {
   Run run;   // the run being extended
   Run best;  // the longest finished run (not at the cursor)
   auto finish = [&] {
-    if (run.batch == nullptr) return;
+    if (run.count == 0) return;
     if (run.hi == cursor_) {
       cursor_ = run.lo;
       PoisonMemory(run.lo, static_cast<std::size_t>(run.hi - run.lo));
     } else if (run.hi - run.lo > best.hi - best.lo) {
-      if (best.batch != nullptr) PushRun(best);
+      if (best.count != 0) PushRun(best);
       best = run;
     } else {
       PushRun(run);
     }
     run = Run{};
+  };
+  // One chunk: a large mapping is given back (and ends the run: it is not
+  // a chunk), a small one extends the run or starts the next (`at`: where
+  // it was found, for PushRun).
+  auto take = [&](char* chunk, std::size_t bytes, const Run& at) {
+    ++count;
+    freed += bytes;
+    auto* block = reinterpret_cast<BlockHeader*>(
+        reinterpret_cast<std::uintptr_t>(chunk) & block_mask_);
+    if (ABSL_PREDICT_FALSE(bytes > kMinLargeThreshold &&
+                           block->kind == BlockKind::kLarge)) {
+      finish();
+      DeallocateLarge(block);
+      return;
+    }
+    const std::size_t size = ChunkSize(bytes);
+    if (chunk + size == run.lo) {
+      run.lo = chunk;
+      ++run.count;
+    } else if (chunk == run.hi && run.hi != nullptr) {
+      run.hi += size;
+      ++run.count;
+    } else {
+      finish();
+      run = at;
+      run.count = 1;
+      run.lo = chunk;
+      run.hi = chunk + size;
+    }
   };
   for (internal::RemoteBatch* batch = list; batch != nullptr;
        batch = batch->next) {
@@ -307,32 +336,18 @@ void Arena::DrainRemote(std::size_t need) noexcept {
     }
     for (std::uint32_t i = 0; i < n; ++i) {
       if (i + kAhead < n) __builtin_prefetch(entries[i + kAhead].chunk, 1);
-      char* chunk = entries[i].chunk;
-      const std::size_t bytes = entries[i].bytes;
-      ++count;
-      freed += bytes;
-      auto* block = reinterpret_cast<BlockHeader*>(
-          reinterpret_cast<std::uintptr_t>(chunk) & block_mask_);
-      if (ABSL_PREDICT_FALSE(bytes > kMinLargeThreshold &&
-                             block->kind == BlockKind::kLarge)) {
-        // Delivered alone (a batch of its own). Ends the run: a run's
-        // chunks are consecutive entries, and this one is not a chunk.
-        finish();
-        DeallocateLarge(block);
-        continue;
-      }
-      const std::size_t size = ChunkSize(bytes);
-      if (chunk + size == run.lo) {
-        run.lo = chunk;
-        ++run.count;
-      } else if (chunk == run.hi && run.hi != nullptr) {
-        run.hi += size;
-        ++run.count;
-      } else {
-        finish();
-        run = Run{batch, i, 1, chunk, chunk + size};
-      }
+      take(entries[i].chunk, entries[i].bytes, Run{batch, i, nullptr});
     }
+  }
+  finish();
+  // Then the loose chunks (newest first), linked through themselves: their
+  // runs are separate from the batches' (PushRun walks one kind).
+  while (loose != nullptr) {
+    UnpoisonMemory(loose, sizeof(FreeChunk));
+    FreeChunk* next = loose->next;
+    __builtin_prefetch(next, 1);
+    take(reinterpret_cast<char*>(loose), loose->bytes, Run{nullptr, 0, loose});
+    loose = next;
   }
   finish();
   const auto length = static_cast<std::size_t>(best.hi - best.lo);
@@ -345,10 +360,10 @@ void Arena::DrainRemote(std::size_t need) noexcept {
     }
   } else {
     if (recycle_runs_ != 0) --recycle_runs_;
-    if (best.batch != nullptr) PushRun(best);
+    if (best.count != 0) PushRun(best);
   }
   // Every entry was read: the batches go to this thread's spares.
-  RecycleBatches(list);
+  if (list != nullptr) RecycleBatches(list);
   live_bytes_ -= freed;
   deallocations_ += count;
   if (ABSL_PREDICT_FALSE(published_live_ > live_bytes_ + kPublishSlack)) {
@@ -375,6 +390,17 @@ void Arena::PushRun(const Run& run) noexcept {
     // consumer, such runs piled up while the arena took new blocks (cold
     // review: 2x the blocks of per-chunk filing).
     PushFree(run.lo, length);
+    return;
+  }
+  if (run.loose != nullptr) {
+    // Loose: each chunk to its free list, reading its link first (PushFree
+    // overwrites it).
+    FreeChunk* c = run.loose;
+    for (std::size_t n = run.count; n > 0; --n) {
+      FreeChunk* next = c->next;
+      PushFree(reinterpret_cast<char*>(c), ChunkSize(c->bytes));
+      c = next;
+    }
     return;
   }
   // Each chunk to its free list: the entries from run.start of run.batch

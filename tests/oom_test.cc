@@ -110,6 +110,29 @@ TEST(OutOfHeap, LargeCacheAndRegionBookkeepingDoNotAllocate) {
   EXPECT_EQ(arena::GlobalStats().mapped_bytes, 0u);
 }
 
+// Remote frees when no RemoteBatch can be had (internal/remote.h): once
+// the freeing thread's spare batches are used up, each free goes over
+// alone, linked through the chunk itself, and the owner gets every one
+// (cold review: they used to stay with the arena until its Reset).
+TEST(OutOfHeap, RemoteFreesArriveWithoutHeapForBatches) {
+  arena::Arena a;
+  constexpr int kObjects = 2000;
+  std::vector<char*> p;
+  for (int i = 0; i < kObjects; ++i) p.push_back(static_cast<char*>(a.Allocate(48)));
+  const std::size_t live = a.stats().live_bytes;
+  std::thread t([&] {
+    a.Deallocate(p[0], 48);  // with heap: the thread's state and spares
+    g_fail_new.store(true, std::memory_order_relaxed);
+    for (int i = 1; i < kObjects; ++i) a.Deallocate(p[i], 48);
+    arena::FlushRemoteFrees();
+    g_fail_new.store(false, std::memory_order_relaxed);
+  });
+  t.join();
+  a.Allocate(100 * 1024);  // past large_threshold: drains first
+  EXPECT_EQ(a.stats().deallocations, static_cast<std::uint64_t>(kObjects));
+  EXPECT_EQ(a.stats().live_bytes, live - kObjects * 48 + 100 * 1024);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {

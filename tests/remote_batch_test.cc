@@ -348,15 +348,62 @@ TEST(RemoteBatch, DroppedBatchesAndDrainedOnesBecomeSparesWithinTheBound) {
   EXPECT_GE(before, 1u) << "the dropped batch is not a spare";
   EXPECT_LE(before, RemoteBatches::kMaxSpares);
   // Recycling far more than the bound (as a drain of many batches does).
-  std::vector<RemoteBatch*> many;
-  for (int i = 0; i < 100; ++i) many.push_back(new RemoteBatch);
-  for (RemoteBatch* b : many) {
-    b->next = nullptr;
-    batches->Recycle(b);
-  }
+  std::uint32_t got = 0;
+  RemoteBatch* many = arena::internal::Runtime::Get().TakeBatches(100, &got);
+  ASSERT_EQ(got, 100u);
+  batches->Recycle(many);
   RemoteBatch* after = batches->TakeSpares();
   EXPECT_LE(count(after), RemoteBatches::kMaxSpares);
   // The rest went to the runtime's pool; these join them (never freed).
   arena::internal::Runtime::Get().GiveBatches(spares);
   arena::internal::Runtime::Get().GiveBatches(after);
+}
+
+// Heap per free (cold review): a free delivered alone (every free into a
+// capped arena) or in a batch of fewer than kMinShipped chunks (a thread
+// freeing into more arenas than it has slots) goes loose, through the
+// chunk itself, and needs no RemoteBatch; a batch shipped carries at least
+// kMinShipped frees. Before, each such free took a 576-byte batch that
+// stayed in the inbox until the owner drained it.
+TEST(RemoteBatch, FreesDeliveredAloneOrInSmallBatchesTakeLittleHeap) {
+  using arena::internal::RemoteBatches;
+  using arena::internal::Runtime;
+  constexpr int kArenas = 64, kPerArena = 100;
+  std::vector<std::unique_ptr<arena::Arena>> arenas;
+  std::vector<std::vector<char*>> objects(kArenas);
+  arena::ArenaOptions capped;
+  capped.max_bytes = 1 << 20;
+  for (int i = 0; i < kArenas; ++i) {
+    // Half capped, half not.
+    arenas.push_back(i % 2 == 0 ? std::make_unique<arena::Arena>(capped)
+                                : std::make_unique<arena::Arena>());
+    objects[i] = AllocateMany(*arenas[i], kPerArena, 32);
+  }
+  Worker w;
+  // Earlier tests' batches, back in the runtime's pool, are freed: the
+  // worker (a new thread, no spares) must make every batch it uses.
+  arena::Trim();
+  const std::size_t before = Runtime::Get().BatchesAliveForTesting();
+  w.Run([&] {
+    for (int k = 0; k < kPerArena; ++k) {
+      for (int i = 0; i < kArenas; i += 2) arenas[i]->Deallocate(objects[i][k], 32);
+    }
+  });
+  EXPECT_EQ(Runtime::Get().BatchesAliveForTesting(), before)
+      << "a free into a capped arena took a batch";
+  w.Run([&] {
+    // 32 arenas interleaved over 16 slots: many batches leave with a few
+    // chunks; the rest fill up.
+    for (int k = 0; k < kPerArena; ++k) {
+      for (int i = 1; i < kArenas; i += 2) arenas[i]->Deallocate(objects[i][k], 32);
+    }
+    arena::FlushRemoteFrees();
+  });
+  const std::size_t frees = kArenas / 2 * kPerArena;
+  EXPECT_LE(Runtime::Get().BatchesAliveForTesting() - before,
+            frees / RemoteBatches::kMinShipped + RemoteBatches::kMaxSpares);
+  for (int i = 0; i < kArenas; ++i) {
+    EXPECT_EQ(DrainAndCount(*arenas[i]), static_cast<std::uint64_t>(kPerArena))
+        << "arena " << i;
+  }
 }

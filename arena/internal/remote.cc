@@ -9,15 +9,26 @@
 namespace arena {
 namespace internal {
 
-bool RemoteInbox::Deliver(std::uint64_t generation, RemoteBatch* batch) noexcept {
-  // Announce, then check (seq_cst both, against EndGeneration's seq_cst
-  // store then load): if the generation read here is still `generation`,
-  // EndGeneration's wait sees this delivery and waits for its end, so the
-  // batch reaches `head` before the owner's Reset takes what is there.
+// Every delivery: announce, then check (seq_cst both, against
+// EndGeneration's seq_cst store then load): if the generation read here is
+// still `generation`, EndGeneration's wait sees this delivery and waits for
+// its end, so what `push` writes (into the chunks too, for loose ones)
+// happens while they are still the arena's free memory, and reaches the
+// inbox before the owner's Reset takes what is there.
+template <class Push>
+bool RemoteInbox::Announced(std::uint64_t generation, Push push) noexcept {
   delivering.fetch_add(1, std::memory_order_seq_cst);
   const bool current =
       Generation(epoch.load(std::memory_order_seq_cst)) == generation;
-  if (current) {
+  if (current) push();
+  // Release: this delivery's writes happen-before an EndGeneration that
+  // reads the count this leaves (then takes what the lists hold).
+  delivering.fetch_sub(1, std::memory_order_release);
+  return current;
+}
+
+bool RemoteInbox::Deliver(std::uint64_t generation, RemoteBatch* batch) noexcept {
+  return Announced(generation, [&] {
     RemoteBatch* h = head.load(std::memory_order_relaxed);
     do {
       batch->next = h;
@@ -25,11 +36,40 @@ bool RemoteInbox::Deliver(std::uint64_t generation, RemoteBatch* batch) noexcept
       // last writes to the chunks, to the owner's acquire exchange (Take).
     } while (!head.compare_exchange_weak(h, batch, std::memory_order_release,
                                          std::memory_order_relaxed));
-  }
-  // Release: this delivery's push happens-before an EndGeneration that
-  // reads the count this leaves (then takes what `head` holds).
-  delivering.fetch_sub(1, std::memory_order_release);
-  return current;
+  });
+}
+
+void RemoteInbox::PushLoose(FreeChunk* first, FreeChunk* last) noexcept {
+  FreeChunk* h = loose.load(std::memory_order_relaxed);
+  do {
+    last->next = h;
+    // Release: the chunks' links and sizes, to TakeLoose's acquire.
+  } while (!loose.compare_exchange_weak(h, first, std::memory_order_release,
+                                        std::memory_order_relaxed));
+}
+
+bool RemoteInbox::DeliverLoose(std::uint64_t generation,
+                               FreeChunk* chunk) noexcept {
+  return Announced(generation, [&] { PushLoose(chunk, chunk); });
+}
+
+bool RemoteInbox::DeliverLoose(std::uint64_t generation,
+                               const RemoteBatch::Entry* entries,
+                               std::uint32_t n) noexcept {
+  return Announced(generation, [&] {
+    FreeChunk* first = nullptr;
+    FreeChunk* last = nullptr;
+    for (std::uint32_t i = 0; i < n; ++i) {
+      auto* c = reinterpret_cast<FreeChunk*>(entries[i].chunk);
+      // Poisoned by its Deallocate: unpoison exactly the link and size.
+      UnpoisonMemory(c, sizeof(FreeChunk));
+      c->bytes = entries[i].bytes;
+      c->next = first;
+      if (last == nullptr) last = c;
+      first = c;
+    }
+    PushLoose(first, last);
+  });
 }
 
 void RemoteInbox::EndGeneration() noexcept {
@@ -56,35 +96,20 @@ void RemoteInbox::EndGeneration() noexcept {
   }
 }
 
-bool DeliverAlone(RemoteBatches* local, RemoteInbox* inbox,
-                  std::uint64_t epoch, char* chunk, std::size_t bytes) noexcept {
-  RemoteBatch* batch = local != nullptr ? local->NewBatch()
-                                        : Runtime::Get().TakeBatches(1, nullptr);
-  if (batch == nullptr) return false;
-  batch->entries[0] = RemoteBatch::Entry{chunk, bytes};
-  batch->count = 1;
-  if (!inbox->Deliver(RemoteInbox::Generation(epoch), batch)) {
-    if (local != nullptr) {
-      local->Spare(batch);
-    } else {
-      batch->next = nullptr;
-      Runtime::Get().GiveBatches(batch);
-    }
-  }
-  return true;
-}
-
 void RemoteBatches::Start(Slot& s, RemoteInbox* inbox, std::uint64_t epoch,
                           char* chunk, std::size_t bytes,
                           std::size_t size) noexcept {
   if ((epoch & RemoteInbox::kDirect) != 0) {
     // Never batched (see kDirect).
-    DeliverAlone(this, inbox, epoch, chunk, bytes);
+    DeliverAlone(inbox, epoch, chunk, bytes);
     return;
   }
   if (s.count != 0) Deliver(s);
   RemoteBatch* batch = NewBatch();
-  if (batch == nullptr) return;  // no heap: the chunk waits for Reset
+  if (batch == nullptr) {  // no heap for a batch: this one goes loose
+    DeliverAlone(inbox, epoch, chunk, bytes);
+    return;
+  }
   if ((epoch & RemoteInbox::kPending) == 0) {
     // Relaxed: this free happened-before any Reset that ends the
     // generation (the caller's contract), which therefore sees the mark.
@@ -103,10 +128,17 @@ void RemoteBatches::Start(Slot& s, RemoteInbox* inbox, std::uint64_t epoch,
 std::size_t RemoteBatches::Deliver(Slot& s) noexcept {
   const std::uint32_t count = s.count;
   RemoteBatch* batch = s.batch;
-  batch->count = count;
-  const bool delivered =
-      s.inbox->Deliver(RemoteInbox::Generation(s.epoch), batch);
-  if (!delivered) Spare(batch);
+  const std::uint64_t generation = RemoteInbox::Generation(s.epoch);
+  bool delivered;
+  if (count < kMinShipped) {
+    // Loose: the batch stays here (see the file comment).
+    delivered = s.inbox->DeliverLoose(generation, batch->entries, count);
+    Spare(batch);
+  } else {
+    batch->count = count;
+    delivered = s.inbox->Deliver(generation, batch);
+    if (!delivered) Spare(batch);
+  }
   s = Slot{};
   return delivered ? count : 0;
 }

@@ -35,12 +35,22 @@
 // so at least one sees the other; either the delivery sees the new
 // generation, or EndGeneration sees it in flight and waits for it.
 //
+// Loose chunks: a free delivered alone (a large mapping; every free into a
+// capped arena, see kDirect; a free on a thread without a state, or when
+// no RemoteBatch can be had) and a batch shipped with fewer than
+// kMinShipped chunks (a thread freeing into more arenas than it has slots,
+// or flushing) go over as chunks linked through their own first 16 bytes
+// (FreeChunk), on a second list of the inbox. They need no heap, so a
+// RemoteBatch in flight always carries at least kMinShipped frees: the
+// heap remote frees hold is at most sizeof(RemoteBatch) / kMinShipped
+// bytes per free waiting for its owner's drain.
+//
 // RemoteBatch objects: each thread keeps a few spares (RemoteBatches);
 // past kMaxSpares it gives half to the runtime's pool (its registry mutex,
 // once per kMaxSpares / 2 batches), and takes from that pool, or makes new
 // ones, when it has none. The owner's drain gives the batches it emptied
-// to its own thread's spares. Batches are never freed: their number is the
-// most ever in flight at once.
+// to its own thread's spares. OnThreadIdle gives a thread's spares to the
+// pool, and Trim frees the pool.
 #ifndef ARENA_INTERNAL_REMOTE_H_
 #define ARENA_INTERNAL_REMOTE_H_
 
@@ -49,19 +59,21 @@
 #include <cstdint>
 
 #include "absl/base/optimization.h"
+#include "arena/internal/sanitizer.h"
 
 namespace arena {
 namespace internal {
 
 // A freed chunk, in its own first 16 bytes (every chunk has them): the
-// owner's unsorted local frees (Arena::pending_).
+// owner's unsorted local frees (Arena::pending_), and loose remote frees.
 struct FreeChunk {
   FreeChunk* next;
   std::size_t bytes;  // as the caller passed them to Deallocate
 };
 
 // Up to kMaxCount remote frees into one arena, in the order they were made.
-struct alignas(64) RemoteBatch {
+// (16-byte entries, as operator new aligns them, never straddle a line.)
+struct RemoteBatch {
   static constexpr std::uint32_t kMaxCount = 32;
   struct Entry {
     char* chunk;
@@ -94,10 +106,12 @@ struct alignas(64) RemoteInbox {
   std::atomic<std::uint64_t> epoch{0};
   RemoteInbox* next_free = nullptr;  // Runtime's pool (its registry mutex)
 
-  // Written once per delivered batch; read by the owner's drains.
-  // The delivered batches, newest first: the owner takes them all with one
-  // exchange (acquire, pairing with Deliver's release CAS).
+  // Written once per delivery; read by the owner's drains.
+  // The delivered batches, newest first, and the loose chunks (linked
+  // through FreeChunk::next), newest first: the owner takes each list with
+  // one exchange (acquire, pairing with the delivery's release CAS).
   alignas(64) std::atomic<RemoteBatch*> head{nullptr};
+  std::atomic<FreeChunk*> loose{nullptr};
   // Deliveries between their announcement and their end.
   std::atomic<std::uint32_t> delivering{0};
 
@@ -105,9 +119,24 @@ struct alignas(64) RemoteInbox {
     return epoch_word >> kGenerationShift;
   }
 
+ private:
+  template <class Push>
+  bool Announced(std::uint64_t generation, Push push) noexcept;
+  void PushLoose(FreeChunk* first, FreeChunk* last) noexcept;
+
+ public:
   // Pushes `batch` (its count set) if `generation` is still current.
   // Returns false when it was dropped (the batch is the caller's again).
   bool Deliver(std::uint64_t generation, RemoteBatch* batch) noexcept;
+  // Pushes `chunk` (its bytes set; its link is set here) to the loose
+  // list if `generation` is still current. False when it was dropped.
+  bool DeliverLoose(std::uint64_t generation, FreeChunk* chunk) noexcept;
+  // Pushes the n chunks of `entries` to the loose list, each linked through
+  // its own first 16 bytes, if `generation` is still current: the chunks
+  // are written only then (a dropped batch's chunks may be another
+  // request's memory). False when they were dropped.
+  bool DeliverLoose(std::uint64_t generation, const RemoteBatch::Entry* entries,
+                    std::uint32_t n) noexcept;
 
   // The owner, at Reset and destruction: if a batch of the current
   // generation may exist, starts a new generation and waits until no
@@ -119,14 +148,23 @@ struct alignas(64) RemoteInbox {
   // to end). Relaxed peeks, as for any remote free: what happened-before
   // the caller is seen.
   bool Quiet() const noexcept {
+    return Empty() && (epoch.load(std::memory_order_relaxed) & kPending) == 0;
+  }
+  // The owner: nothing delivered waits (relaxed peeks).
+  bool Empty() const noexcept {
     return head.load(std::memory_order_relaxed) == nullptr &&
-           (epoch.load(std::memory_order_relaxed) & kPending) == 0;
+           loose.load(std::memory_order_relaxed) == nullptr;
   }
 
   // The owner: every delivered batch (nullptr if none).
   RemoteBatch* Take() noexcept {
     if (head.load(std::memory_order_relaxed) == nullptr) return nullptr;
     return head.exchange(nullptr, std::memory_order_acquire);
+  }
+  // The owner: every loose chunk delivered (nullptr if none).
+  FreeChunk* TakeLoose() noexcept {
+    if (loose.load(std::memory_order_relaxed) == nullptr) return nullptr;
+    return loose.exchange(nullptr, std::memory_order_acquire);
   }
 };
 
@@ -140,6 +178,8 @@ class RemoteBatches {
   static constexpr std::uint32_t kMaxCount = RemoteBatch::kMaxCount;
   static constexpr std::size_t kMaxBytes = 16 * 1024;
   static constexpr std::uint32_t kMaxSpares = 16;
+  // A batch with fewer chunks goes over loose (see the file comment).
+  static constexpr std::uint32_t kMinShipped = 8;
 
   RemoteBatches() = default;
   // Its spares, and any batch not delivered (RetireThread delivers them
@@ -162,8 +202,7 @@ class RemoteBatches {
   // Adds `chunk` (freed with `bytes`, of chunk size `size`, small: at most
   // 64 MiB), freed in the epoch `epoch` (read just now) of `inbox`;
   // delivers the batch when it is full. Without a RemoteBatch to start one
-  // (no heap) the free is left undelivered: its chunk stays with the arena,
-  // unused, until the arena's Reset or destruction.
+  // (no heap) the chunk is delivered alone, loose.
   void Add(RemoteInbox* inbox, std::uint64_t epoch, char* chunk,
            std::size_t bytes, std::size_t size) noexcept {
     Slot& s = slots_[(reinterpret_cast<std::uintptr_t>(inbox) /
@@ -186,13 +225,11 @@ class RemoteBatches {
   // The drain's emptied batches (a list by `next`), to the spares.
   void Recycle(RemoteBatch* list) noexcept;
 
-  // Every spare, for the runtime's pool (thread exit); none left here.
+  // Every spare, for the runtime's pool (thread exit, OnThreadIdle); none
+  // left here.
   RemoteBatch* TakeSpares() noexcept;
 
  private:
-  friend bool DeliverAlone(RemoteBatches* local, RemoteInbox* inbox,
-                           std::uint64_t epoch, char* chunk,
-                           std::size_t bytes) noexcept;
   // The rest of an add, when the slot holds another arena's batch, one of
   // an ended generation (dropped by Deliver), or none: delivers what it
   // held, marks the inbox pending (`epoch` is the word the caller read),
@@ -200,8 +237,8 @@ class RemoteBatches {
   // `chunk`, alone.
   void Start(Slot& s, RemoteInbox* inbox, std::uint64_t epoch, char* chunk,
              std::size_t bytes, std::size_t size) noexcept;
-  // Delivers and empties `s` (count != 0); returns the chunks delivered
-  // (0 when dropped).
+  // Delivers and empties `s` (count != 0), loose below kMinShipped
+  // chunks; returns the chunks delivered (0 when dropped).
   std::size_t Deliver(Slot& s) noexcept;
   // A spare RemoteBatch (from the runtime's pool or new when none is left
   // here), or nullptr when the heap is exhausted.
@@ -213,13 +250,18 @@ class RemoteBatches {
   std::uint32_t spare_count_ = 0;
 };
 
-// Delivers `chunk` alone, at once (a large mapping, a kDirect inbox's free,
-// or a free on a thread without a state: `local` null): the generation is
-// `epoch`'s, read within the Deallocate, which happened-before any Reset
-// that could end it. False when there was no RemoteBatch for it (no heap):
-// the chunk then stays with the arena, unused, until its Reset.
-bool DeliverAlone(RemoteBatches* local, RemoteInbox* inbox,
-                  std::uint64_t epoch, char* chunk, std::size_t bytes) noexcept;
+// Delivers `chunk` (freed with `bytes`) alone and loose, at once: a large
+// mapping, a kDirect inbox's free, a free on a thread without a state, or
+// one without a RemoteBatch. The generation is `epoch`'s, read within the
+// Deallocate, which happened-before any Reset that could end it. Writes
+// the chunk's first 16 bytes (unpoisoned for it; the rest stays as is).
+inline void DeliverAlone(RemoteInbox* inbox, std::uint64_t epoch, char* chunk,
+                         std::size_t bytes) noexcept {
+  auto* c = reinterpret_cast<FreeChunk*>(chunk);
+  UnpoisonMemory(c, sizeof(FreeChunk));
+  c->bytes = bytes;
+  inbox->DeliverLoose(RemoteInbox::Generation(epoch), c);
+}
 
 }  // namespace internal
 }  // namespace arena

@@ -340,10 +340,11 @@ RemoteBatch* Runtime::TakeBatches(std::uint32_t want, std::uint32_t* got) {
       ++n;
     }
   }
-  // New ones outside the lock (never freed: see remote.h).
+  // New ones outside the lock.
   for (; n < want; ++n) {
     auto* batch = new (std::nothrow) RemoteBatch;
     if (batch == nullptr) break;
+    batches_alive_.fetch_add(1, std::memory_order_relaxed);
     batch->next = list;
     list = batch;
   }

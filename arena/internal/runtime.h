@@ -239,6 +239,13 @@ class Runtime {
   RemoteBatch* TakeBatches(std::uint32_t want, std::uint32_t* got);
   // A list by `next` of batches no thread holds, to the pool.
   void GiveBatches(RemoteBatch* list);
+  // RemoteBatch objects alive (made and not yet freed by FreeBatchPool).
+  std::size_t BatchesAliveForTesting() const {
+    return batches_alive_.load(std::memory_order_relaxed);
+  }
+  // Frees the pool's batches (Trim, ReleaseIdleMemory); returns their bytes.
+  // (Their heap is not counted in those calls' figures.)
+  std::size_t FreeBatchPool();
 
   static std::int64_t NowMs();
 
@@ -295,8 +302,10 @@ class Runtime {
   };
   InboxChunk* inbox_chunks_ ABSL_GUARDED_BY(registry_mu_) = nullptr;
   RemoteInbox* free_inboxes_ ABSL_GUARDED_BY(registry_mu_) = nullptr;
-  // Spare remote-free batches beyond the threads' own (never freed).
+  // Spare remote-free batches beyond the threads' own.
   RemoteBatch* free_batches_ ABSL_GUARDED_BY(registry_mu_) = nullptr;
+  // RemoteBatch objects made and not yet freed. Relaxed: a figure for tests.
+  std::atomic<std::size_t> batches_alive_{0};
   LargeCache large_cache_;
   std::size_t thread_count_ ABSL_GUARDED_BY(registry_mu_) = 0;
   // True while the background release thread runs in this process: false

@@ -72,6 +72,9 @@ ProcessStats Runtime::Stats() {
 
 std::size_t Runtime::ReleaseIdleMemory() {
   const std::int64_t now = NowMs();
+  // The pool holds only batches no thread needed since the last call (busy
+  // threads keep their own spares). Heap, not mappings: not in the figure.
+  FreeBatchPool();
   const std::size_t released =
       depot_.ReleaseIdle(now, config_.release_delay_ms) +
       large_cache_.Release(now - config_.release_delay_ms);
@@ -94,8 +97,30 @@ std::size_t Runtime::ReleaseIdleMemory() {
 std::size_t Runtime::Trim() {
   FlushRemoteFrees();
   FlushThreadCache();
+  if (ThreadState* local = tls_thread_state) {
+    GiveBatches(local->remote.TakeSpares());
+  }
+  FreeBatchPool();  // heap, not mappings: not in the figure returned
   return depot_.Trim() +
          large_cache_.Release(std::numeric_limits<std::int64_t>::max());
+}
+
+std::size_t Runtime::FreeBatchPool() {
+  RemoteBatch* list;
+  {
+    MutexLock lock(&registry_mu_);
+    list = free_batches_;
+    free_batches_ = nullptr;
+  }
+  std::size_t bytes = 0;
+  while (list != nullptr) {
+    RemoteBatch* next = list->next;
+    delete list;
+    batches_alive_.fetch_sub(1, std::memory_order_relaxed);
+    bytes += sizeof(RemoteBatch);
+    list = next;
+  }
+  return bytes;
 }
 
 std::size_t Runtime::FlushThreadCache() {
@@ -113,8 +138,10 @@ std::size_t Runtime::OnThreadIdle() {
   ThreadState* local = Local();
   if (local == nullptr) return 0;
   // Frees waiting in this thread's batches go to their arenas: an idle
-  // thread must not hold other arenas' memory.
+  // thread must not hold other arenas' memory. Its spare batches go to the
+  // pool, which the release thread frees (ReleaseIdleMemory).
   local->remote.DeliverAll();
+  GiveBatches(local->remote.TakeSpares());
   const std::int64_t now = NowMs();
   const std::int64_t delay = config_.release_delay_ms;
   const std::uint64_t ops = local->cache.hits() + local->cache.misses();
