@@ -295,12 +295,12 @@ class Arena {
   internal::RemoteInbox* InstallInbox() noexcept;
   // The owner: no remote free waits and none may (see RemoteInbox::Quiet).
   bool RemoteQuiet() const noexcept {
-    const internal::RemoteInbox* in = inbox_.load(std::memory_order_relaxed);
+    const internal::RemoteInbox* in = inbox_.load(std::memory_order_acquire);
     return in == nullptr || in->Quiet();
   }
   // The owner: no delivered remote free waits to be drained.
   bool NothingDelivered() const noexcept {
-    const internal::RemoteInbox* in = inbox_.load(std::memory_order_relaxed);
+    const internal::RemoteInbox* in = inbox_.load(std::memory_order_acquire);
     return in == nullptr || in->Empty();
   }
   ABSL_ATTRIBUTE_NOINLINE void DeallocateLarge(
@@ -464,9 +464,11 @@ class Arena {
   const std::uintptr_t shared_block_mask_;
   // Where other threads deliver their batches of frees (see
   // internal/remote.h): null until the first remote free installs one
-  // (release CAS; freers load it acquire, the owner relaxed: the install
-  // happened-before any owner use that matters). Written once per arena,
-  // read by every remote free; given back to the runtime by the destructor.
+  // (release CAS; everyone loads it acquire, so that the inbox the
+  // installing thread made is seen whole: the owner may peek at it while
+  // the first remote free installs it; cold review). Written once per
+  // arena, read by every remote free; given back to the runtime by the
+  // destructor.
   std::atomic<internal::RemoteInbox*> inbox_{nullptr};
 };
 

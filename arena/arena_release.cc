@@ -144,7 +144,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Arena::ReleaseAll(bool keep_one) noexce
   // blocks); delivered ones are counted as freed. (A remote free that
   // happened-before this Reset is visible to the relaxed peeks; one racing
   // with it is the caller's use-after-free.)
-  internal::RemoteInbox* inbox = inbox_.load(std::memory_order_relaxed);
+  internal::RemoteInbox* inbox = inbox_.load(std::memory_order_acquire);
   if (inbox != nullptr) inbox->EndGeneration();
   if (internal::RemoteBatch* list =
           inbox == nullptr ? nullptr : inbox->Take()) {
@@ -243,7 +243,7 @@ Arena::~Arena() {
   ReleaseAll(/*keep_one=*/false);
   // Its generation ended in ReleaseAll (if a batch could exist): a batch
   // still on a freeing thread is dropped, whichever arena has it next.
-  if (internal::RemoteInbox* inbox = inbox_.load(std::memory_order_relaxed)) {
+  if (internal::RemoteInbox* inbox = inbox_.load(std::memory_order_acquire)) {
     runtime_->FreeInbox(inbox);
   }
   runtime_->Count(runtime_->Local(), &ThreadCounters::arenas_destroyed, 1);
@@ -260,7 +260,7 @@ Arena::~Arena() {
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool Arena::RewindKeptBlock() noexcept {
   // retained_ != nullptr implies retained_by_ != kNoThread, so a thread
   // without an id (ThreadIdIfAssigned() == kNoThread) never passes. The
-  // inbox is peeked relaxed, as ReleaseAll does: a remote free that
+  // inbox's lists are peeked relaxed, as ReleaseAll does: a remote free that
   // happened-before this Reset is seen, delivered or still in a batch (and
   // sends Reset the full way, which counts it or ends its generation); one
   // racing with it is the caller's use-after-free.

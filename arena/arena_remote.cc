@@ -261,7 +261,7 @@ void Arena::DrainRemote(std::size_t need) noexcept {
   // Take acquires, pairing with the release CAS of each delivery: every
   // batch's entries and the freeing threads' last writes to the chunks are
   // visible.
-  internal::RemoteInbox* inbox = inbox_.load(std::memory_order_relaxed);
+  internal::RemoteInbox* inbox = inbox_.load(std::memory_order_acquire);
   if (inbox == nullptr) return;
   internal::RemoteBatch* newest = inbox->Take();
   FreeChunk* loose = inbox->TakeLoose();

@@ -407,3 +407,30 @@ TEST(RemoteBatch, FreesDeliveredAloneOrInSmallBatchesTakeLittleHeap) {
         << "arena " << i;
   }
 }
+
+// The runtime's pool of spare batches gives back its heap (second cold
+// review): ReleaseIdleMemory frees the batches no thread took since its
+// last call (the pool's low-water mark), Trim frees them all. (This binary
+// runs without the background release thread: only these calls free.)
+TEST(RemoteBatch, IdleSpareBatchesAreFreedAfterAnInterval) {
+  using arena::internal::RemoteBatch;
+  using arena::internal::Runtime;
+  Runtime& rt = Runtime::Get();
+  arena::Trim();
+  arena::ReleaseIdleMemory();  // starts an interval with the pool empty
+  const std::size_t base = rt.BatchesAliveForTesting();
+  std::uint32_t got = 0;
+  rt.GiveBatches(rt.TakeBatches(20, &got));
+  ASSERT_EQ(got, 20u);
+  ASSERT_EQ(rt.BatchesAliveForTesting(), base + 20);
+  arena::ReleaseIdleMemory();  // they came in this interval: kept
+  EXPECT_EQ(rt.BatchesAliveForTesting(), base + 20);
+  rt.GiveBatches(rt.TakeBatches(5, &got));  // 5 in use during the next one
+  arena::ReleaseIdleMemory();  // 15 sat unused the whole interval
+  EXPECT_EQ(rt.BatchesAliveForTesting(), base + 5);
+  arena::ReleaseIdleMemory();
+  EXPECT_EQ(rt.BatchesAliveForTesting(), base);
+  rt.GiveBatches(rt.TakeBatches(20, &got));
+  arena::Trim();
+  EXPECT_EQ(rt.BatchesAliveForTesting(), base);
+}

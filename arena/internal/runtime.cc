@@ -318,7 +318,7 @@ RemoteInbox* Runtime::NewInbox() {
 }
 
 void Runtime::FreeInbox(RemoteInbox* inbox) {
-  ARENA_DCHECK(inbox->head.load(std::memory_order_relaxed) == nullptr,
+  ARENA_DCHECK(inbox->Empty(),
                "arena: a remote-free inbox recycled with chunks in it");
   // The next arena may batch (a stale delivery reads only the generation).
   inbox->epoch.fetch_and(~RemoteInbox::kDirect, std::memory_order_relaxed);
@@ -339,6 +339,8 @@ RemoteBatch* Runtime::TakeBatches(std::uint32_t want, std::uint32_t* got) {
       list = batch;
       ++n;
     }
+    free_batch_count_ -= n;
+    if (free_batch_count_ < free_batches_low_) free_batches_low_ = free_batch_count_;
   }
   // New ones outside the lock.
   for (; n < want; ++n) {
@@ -355,10 +357,12 @@ RemoteBatch* Runtime::TakeBatches(std::uint32_t want, std::uint32_t* got) {
 void Runtime::GiveBatches(RemoteBatch* list) {
   if (list == nullptr) return;
   RemoteBatch* last = list;
-  while (last->next != nullptr) last = last->next;
+  std::size_t n = 1;
+  for (; last->next != nullptr; last = last->next) ++n;
   MutexLock lock(&registry_mu_);
   last->next = free_batches_;
   free_batches_ = list;
+  free_batch_count_ += n;
 }
 
 BlockHeader* Runtime::TakeBlockSlow(ThreadState* local) {

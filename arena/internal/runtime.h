@@ -243,9 +243,10 @@ class Runtime {
   std::size_t BatchesAliveForTesting() const {
     return batches_alive_.load(std::memory_order_relaxed);
   }
-  // Frees the pool's batches (Trim, ReleaseIdleMemory); returns their bytes.
-  // (Their heap is not counted in those calls' figures.)
-  std::size_t FreeBatchPool();
+  // Frees the pool's batches (Trim; with idle_only, ReleaseIdleMemory: only
+  // those no thread took since the last such call, the pool's low-water
+  // mark); returns their bytes. (Heap: not counted in those calls' figures.)
+  std::size_t FreeBatchPool(bool idle_only);
 
   static std::int64_t NowMs();
 
@@ -302,8 +303,12 @@ class Runtime {
   };
   InboxChunk* inbox_chunks_ ABSL_GUARDED_BY(registry_mu_) = nullptr;
   RemoteInbox* free_inboxes_ ABSL_GUARDED_BY(registry_mu_) = nullptr;
-  // Spare remote-free batches beyond the threads' own.
+  // Spare remote-free batches beyond the threads' own: a stack, so the
+  // batches below the fewest it held since the last FreeBatchPool(true)
+  // (free_batches_low_) sat unused all that time.
   RemoteBatch* free_batches_ ABSL_GUARDED_BY(registry_mu_) = nullptr;
+  std::size_t free_batch_count_ ABSL_GUARDED_BY(registry_mu_) = 0;
+  std::size_t free_batches_low_ ABSL_GUARDED_BY(registry_mu_) = 0;
   // RemoteBatch objects made and not yet freed. Relaxed: a figure for tests.
   std::atomic<std::size_t> batches_alive_{0};
   LargeCache large_cache_;

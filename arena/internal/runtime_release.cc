@@ -72,9 +72,9 @@ ProcessStats Runtime::Stats() {
 
 std::size_t Runtime::ReleaseIdleMemory() {
   const std::int64_t now = NowMs();
-  // The pool holds only batches no thread needed since the last call (busy
-  // threads keep their own spares). Heap, not mappings: not in the figure.
-  FreeBatchPool();
+  // Pooled batches no thread took since the last call. Heap, not mappings:
+  // not in the figure.
+  FreeBatchPool(/*idle_only=*/true);
   const std::size_t released =
       depot_.ReleaseIdle(now, config_.release_delay_ms) +
       large_cache_.Release(now - config_.release_delay_ms);
@@ -100,17 +100,26 @@ std::size_t Runtime::Trim() {
   if (ThreadState* local = tls_thread_state) {
     GiveBatches(local->remote.TakeSpares());
   }
-  FreeBatchPool();  // heap, not mappings: not in the figure returned
+  FreeBatchPool(/*idle_only=*/false);  // heap, not mappings: not in the figure
   return depot_.Trim() +
          large_cache_.Release(std::numeric_limits<std::int64_t>::max());
 }
 
-std::size_t Runtime::FreeBatchPool() {
+std::size_t Runtime::FreeBatchPool(bool idle_only) {
   RemoteBatch* list;
   {
     MutexLock lock(&registry_mu_);
-    list = free_batches_;
-    free_batches_ = nullptr;
+    // The stack's bottom `drop` batches: all, or those below the low-water
+    // mark (untouched since the last idle call).
+    const std::size_t drop = idle_only ? free_batches_low_ : free_batch_count_;
+    RemoteBatch** cut = &free_batches_;
+    for (std::size_t keep = free_batch_count_ - drop; keep > 0; --keep) {
+      cut = &(*cut)->next;
+    }
+    list = *cut;
+    *cut = nullptr;
+    free_batch_count_ -= drop;
+    free_batches_low_ = free_batch_count_;
   }
   std::size_t bytes = 0;
   while (list != nullptr) {
@@ -138,10 +147,8 @@ std::size_t Runtime::OnThreadIdle() {
   ThreadState* local = Local();
   if (local == nullptr) return 0;
   // Frees waiting in this thread's batches go to their arenas: an idle
-  // thread must not hold other arenas' memory. Its spare batches go to the
-  // pool, which the release thread frees (ReleaseIdleMemory).
+  // thread must not hold other arenas' memory.
   local->remote.DeliverAll();
-  GiveBatches(local->remote.TakeSpares());
   const std::int64_t now = NowMs();
   const std::int64_t delay = config_.release_delay_ms;
   const std::uint64_t ops = local->cache.hits() + local->cache.misses();
@@ -153,6 +160,9 @@ std::size_t Runtime::OnThreadIdle() {
     trim = true;
   }
   std::size_t flushed = 0;
+  // Idle for the delay: its spare batches go to the pool too, where the
+  // release thread frees them once unused for an interval.
+  if (trim) GiveBatches(local->remote.TakeSpares());
   if (trim && local->cache.blocks() != 0) {
     // These blocks already sat idle for the delay: stamp them so, so that
     // the depot may decommit them at once.
