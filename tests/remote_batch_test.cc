@@ -24,6 +24,10 @@
 
 namespace {
 
+using arena::internal::RemoteBatch;
+using arena::internal::RemoteBatches;
+using arena::internal::RemoteInbox;
+using arena::internal::Runtime;
 using arena_test::Worker;
 
 constexpr std::uint32_t kBatch = 32;  // internal::RemoteBatches::kMaxCount
@@ -289,9 +293,6 @@ TEST(RemoteBatch, DeliveriesRacingWithResetNeverTouchTheNextRequest) {
 // remote free writes nothing into the chunk (the owner's drain must not
 // fetch a line the freeing thread wrote just to find the next chunk).
 TEST(RemoteBatch, DeliveredBatchNamesEveryChunkInOrderAndLeavesThemUntouched) {
-  using arena::internal::RemoteBatch;
-  using arena::internal::RemoteBatches;
-  using arena::internal::RemoteInbox;
   auto inbox = std::make_unique<RemoteInbox>();
   auto batches = std::make_unique<RemoteBatches>();
   alignas(16) static char buffer[kBatch * 512];
@@ -326,9 +327,6 @@ TEST(RemoteBatch, DeliveredBatchNamesEveryChunkInOrderAndLeavesThemUntouched) {
 // back to the freeing thread's spares; spares stay at most kMaxSpares (the
 // rest goes to the runtime's pool).
 TEST(RemoteBatch, DroppedBatchesAndDrainedOnesBecomeSparesWithinTheBound) {
-  using arena::internal::RemoteBatch;
-  using arena::internal::RemoteBatches;
-  using arena::internal::RemoteInbox;
   auto inbox = std::make_unique<RemoteInbox>();
   auto batches = std::make_unique<RemoteBatches>();
   alignas(16) static char buffer[4 * 64];
@@ -349,14 +347,14 @@ TEST(RemoteBatch, DroppedBatchesAndDrainedOnesBecomeSparesWithinTheBound) {
   EXPECT_LE(before, RemoteBatches::kMaxSpares);
   // Recycling far more than the bound (as a drain of many batches does).
   std::uint32_t got = 0;
-  RemoteBatch* many = arena::internal::Runtime::Get().TakeBatches(100, &got);
+  RemoteBatch* many = Runtime::Get().TakeBatches(100, &got);
   ASSERT_EQ(got, 100u);
   batches->Recycle(many);
   RemoteBatch* after = batches->TakeSpares();
   EXPECT_LE(count(after), RemoteBatches::kMaxSpares);
   // The rest went to the runtime's pool; these join them (never freed).
-  arena::internal::Runtime::Get().GiveBatches(spares);
-  arena::internal::Runtime::Get().GiveBatches(after);
+  Runtime::Get().GiveBatches(spares);
+  Runtime::Get().GiveBatches(after);
 }
 
 // Heap per free (cold review): a free delivered alone (every free into a
@@ -366,8 +364,6 @@ TEST(RemoteBatch, DroppedBatchesAndDrainedOnesBecomeSparesWithinTheBound) {
 // kMinShipped frees. Before, each such free took a 576-byte batch that
 // stayed in the inbox until the owner drained it.
 TEST(RemoteBatch, FreesDeliveredAloneOrInSmallBatchesTakeLittleHeap) {
-  using arena::internal::RemoteBatches;
-  using arena::internal::Runtime;
   constexpr int kArenas = 64, kPerArena = 100;
   std::vector<std::unique_ptr<arena::Arena>> arenas;
   std::vector<std::vector<char*>> objects(kArenas);
@@ -413,8 +409,6 @@ TEST(RemoteBatch, FreesDeliveredAloneOrInSmallBatchesTakeLittleHeap) {
 // last call (the pool's low-water mark), Trim frees them all. (This binary
 // runs without the background release thread: only these calls free.)
 TEST(RemoteBatch, IdleSpareBatchesAreFreedAfterAnInterval) {
-  using arena::internal::RemoteBatch;
-  using arena::internal::Runtime;
   Runtime& rt = Runtime::Get();
   arena::Trim();
   arena::ReleaseIdleMemory();  // starts an interval with the pool empty
