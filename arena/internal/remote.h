@@ -49,8 +49,10 @@
 // past kMaxSpares it gives half to the runtime's pool (its registry mutex,
 // once per kMaxSpares / 2 batches), and takes from that pool, or makes new
 // ones, when it has none. The owner's drain gives the batches it emptied
-// to its own thread's spares. OnThreadIdle gives a thread's spares to the
-// pool, and Trim frees the pool.
+// to its own thread's spares. OnThreadIdle, once its thread sat idle for
+// the release delay, gives the thread's spares to the pool;
+// ReleaseIdleMemory frees the pooled batches no thread took for a whole
+// interval (the pool's low-water mark), Trim all of them.
 #ifndef ARENA_INTERNAL_REMOTE_H_
 #define ARENA_INTERNAL_REMOTE_H_
 
