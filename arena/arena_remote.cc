@@ -143,9 +143,11 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Arena::DeallocateInline(
                  "arena::Arena::Deallocate: the pointer is not held by this "
                  "arena (freed after Reset, freed twice, or from another "
                  "arena)");
+    internal::CheckNotPoisoned(p, bytes);  // ASan builds: after Reset, or twice
     DeallocateLocal(p, bytes, block);
     return;
   }
+  internal::CheckNotPoisoned(p, bytes);
   DeallocateRemote(p, bytes, block);
 }
 

@@ -243,6 +243,28 @@ TEST(RemoteFreeDeathTest, RunMadeTheRegionStaysPoisonedUntilHandedOut) {
       },
       "use-after-poison");
 }
+
+// A remote free writes nothing into its chunk, so ASan reports a free of
+// memory the arena took back only because Deallocate checks the poison.
+TEST(RemoteFreeDeathTest, RemoteFreeAfterResetIsReported) {
+  EXPECT_DEATH(
+      {
+        arena::Arena a;
+        const std::vector<char*> ptrs = AllocateMany(a, 4, 64);
+        a.Reset();
+        FreeOnAnotherThread(a, {ptrs[1]}, 64);
+      },
+      "use-after-poison");
+}
+TEST(RemoteFreeDeathTest, RemoteDoubleFreeIsReported) {
+  EXPECT_DEATH(
+      {
+        arena::Arena a;
+        const std::vector<char*> ptrs = AllocateMany(a, 4, 64);
+        FreeOnAnotherThread(a, {ptrs[1], ptrs[1]}, 64);
+      },
+      "use-after-poison");
+}
 #endif
 
 // A producer allocates batches of pattern-filled chunks; a consumer checks
