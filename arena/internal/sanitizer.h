@@ -32,7 +32,10 @@ inline void UnpoisonMemory(const void* p, std::size_t n) {
 // byte, with the freeing stack. Needed because a remote Deallocate writes
 // nothing into the chunk it frees, so no instrumented access would catch
 // it. (Allocate unpoisons exactly the bytes it hands out, so a live
-// allocation passes.)
+// allocation passes, unless its caller poisoned it: a caller must undo its
+// own annotations before the free. Not caught: a zero-byte range, a large
+// mapping freed remotely (never poisoned), and a chunk of 16 bytes or fewer
+// whose first free went loose, which unpoisoned it to write its link.)
 inline void CheckNotPoisoned(const void* p, std::size_t n) {
   if (void* bad = __asan_region_is_poisoned(const_cast<void*>(p), n)) {
     (void)*static_cast<const volatile char*>(bad);
