@@ -118,6 +118,7 @@ void Server::Shutdown() {
 }
 
 void Server::Wait() {
+  std::lock_guard<std::mutex> lock(join_mu_);
   if (joined_) return;
   for (auto& w : workers_) w->Join();
   if (sampler_.joinable()) sampler_.join();

@@ -46,7 +46,8 @@
 // Lifetime: Start() once; Shutdown() from any thread (not a signal handler)
 // stops accepting, lets in-flight requests finish within the deadline
 // (their responses say "Connection: close") and closes the rest; Wait()
-// joins the workers. The destructor does both. StatsJson, MetricsText and
+// joins the workers, from any thread and any number of threads at once
+// (each returns once they are joined). The destructor does both. StatsJson, MetricsText and
 // requests() may be called from any thread (relaxed snapshots).
 #ifndef SERVER_DEMO_SERVER_H_
 #define SERVER_DEMO_SERVER_H_
@@ -102,7 +103,11 @@ class Server : public ServerView {
   int port_ = 0;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<bool> stopping_{false};
-  bool joined_ = false;
+  // Wait() joins under join_mu_: a second caller blocks until the first
+  // has joined every thread, then returns (a std::thread joined from two
+  // threads at once hangs or throws).
+  std::mutex join_mu_;
+  bool joined_ = false;  // guarded by join_mu_
 
   // The sampler thread (see above). Its figures have one writer, the
   // sampler, and are read with relaxed loads: they synchronize nothing.

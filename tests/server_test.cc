@@ -8,9 +8,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -469,6 +471,32 @@ TEST(ServerLimits, MaxConnectionsGets503AndShutdownIsClean) {
   EXPECT_EQ(ReadResponses(a, 1, /*until_eof=*/true), "");
   close(a);
   close(b);
+  EXPECT_LT(Connect(server.port()), 0);  // no longer listening
+}
+
+// Wait() from several threads at once (a main thread and a signal-handling
+// one, say): each returns once the workers are joined; none joins a thread
+// another is joining.
+TEST(ServerLifetime, WaitFromSeveralThreadsAtOnce) {
+  DemoConfig config;
+  config.server.port = 0;
+  config.server.threads = 2;
+  Server server(config);
+  ASSERT_TRUE(server.Start().ok());
+  std::atomic<int> returned{0};
+  std::vector<std::thread> waiters;
+  for (int i = 0; i < 3; ++i) {
+    waiters.emplace_back([&] {
+      server.Wait();
+      returned.fetch_add(1);
+    });
+  }
+  // Let the waiters reach the joins (each blocks there until Shutdown).
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(returned.load(), 0);
+  server.Shutdown();
+  for (std::thread& t : waiters) t.join();
+  EXPECT_EQ(returned.load(), 3);
   EXPECT_LT(Connect(server.port()), 0);  // no longer listening
 }
 
