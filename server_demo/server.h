@@ -47,8 +47,9 @@
 // stops accepting, lets in-flight requests finish within the deadline
 // (their responses say "Connection: close") and closes the rest; Wait()
 // joins the workers, from any thread and any number of threads at once
-// (each returns once they are joined). The destructor does both. StatsJson, MetricsText and
-// requests() may be called from any thread (relaxed snapshots).
+// (each returns once they are joined). The destructor does both.
+// StatsJson, MetricsText and requests() may be called from any thread
+// (relaxed snapshots).
 #ifndef SERVER_DEMO_SERVER_H_
 #define SERVER_DEMO_SERVER_H_
 
